@@ -73,7 +73,7 @@ validate: $(VENV)/.synced $(SAM_VENV)/.synced ## cfn-lint and sam validate --lin
 	$(SAM) validate --lint
 
 security: $(VENV)/.synced $(CHECKOV_VENV)/.synced ## checkov on the template, pip-audit on the locked dependencies
-	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformation -f template.yaml
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 	$(PY) scripts/audit.py
 
 build: $(SAM_VENV)/.synced ## sam build (Python 3.13 on PATH)
