@@ -7,9 +7,16 @@ per message. Values are never logged.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from aws_lambda_powertools.utilities import parameters
+
+# botocore logs every response body at DEBUG, GetSecretValue's SecretString included; a
+# DEBUG application log level must not print secrets, so botocore stays at INFO or above.
+_botocore_logger = logging.getLogger("botocore")
+if _botocore_logger.level < logging.INFO:  # NOTSET (inherit, maybe DEBUG) or DEBUG
+    _botocore_logger.setLevel(logging.INFO)
 
 
 def _max_age() -> int:

@@ -79,6 +79,8 @@ def queue_url_from_arn(arn: str, client: Any) -> str:
 class _Outcome:
     retry_after: float | None
     reason: str
+    correlation_id: str | None
+    """The record handler's correlation id (the wamid) when it failed."""
 
 
 class _BackoffFifoProcessor(SqsFifoPartialProcessor):
@@ -95,9 +97,9 @@ class _BackoffFifoProcessor(SqsFifoPartialProcessor):
         error = exception[1]
         if not isinstance(error, type(self.group_circuit_breaker_exc[1])):
             if isinstance(error, RetryLater):
-                outcome = _Outcome(error.retry_after, error.reason)
+                outcome = _Outcome(error.retry_after, error.reason, logger.get_correlation_id())
             else:
-                outcome = _Outcome(None, f"{type(error).__name__}: {error}")
+                outcome = _Outcome(None, f"{type(error).__name__}: {error}", logger.get_correlation_id())
             self.outcomes[record.message_id] = outcome
         return super().failure_handler(record, exception)
 
@@ -169,6 +171,7 @@ class FifoBatch:
             delay = backoff_seconds(attempt, outcome.retry_after, base=self.base_delay)
             group = record.attributes.message_group_id or ""
             group_delay[group] = max(group_delay.get(group, 0), delay)
+            logger.set_correlation_id(outcome.correlation_id)
             logger.warning(
                 "Will retry",
                 extra={"reason": outcome.reason, "attempt": attempt, "retry_in_seconds": delay},

@@ -1,0 +1,150 @@
+"""AiReplyFunction: answers each inbound WhatsApp message with the chat-completions model.
+
+Inbound FIFO queue -> (typing indicator, model reply) on the outbound FIFO queue.
+Each record is answered at most once per wamid (Powertools idempotency, 7 days,
+longer than Meta redelivers); outcomes map to the queue as follows:
+
+- answered / fallback / ignored / outside the 24-hour window: acknowledged;
+- model rejected the key or request (401/403/400/422): parked in the dead-letter
+  queue at once + MistralRequestRejected metric (alarmed), see wa_assistant.mistral;
+- transient model failure or another worker still answering: RetryLater (backoff);
+- undecodable record: parked in the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from wa_assistant.answering import Answerer, AnswerSettings
+from wa_assistant.memory import ConversationMemory
+from wa_assistant.mistral import MistralClient, MistralError, MistralSettings
+from wa_assistant.models import InboundMessage
+from wa_assistant.observability import logger, metrics, tracer
+from wa_assistant.prompt import AskModel, Ignore, SendFallback, plan_reply, within_service_window
+from wa_assistant.queue import MessageQueue
+from wa_assistant.secrets import secret_text
+from wa_assistant.sqs_batch import FifoBatch, ParkInDeadLetterQueue, RetryLater
+
+IDEMPOTENCY_SECONDS = 7 * 24 * 3600
+"""Longer than Meta keeps redelivering an unacknowledged webhook."""
+
+SERVICE_WINDOW_HOURS = float(os.environ.get("SERVICE_WINDOW_HOURS") or "24")
+MISTRAL_SECRET_NAME = os.environ["MISTRAL_SECRET_NAME"]
+
+model_settings = MistralSettings.from_env()
+TIME_NEEDED_FOR_MODEL_MS = (
+    model_settings.connect_timeout_seconds + model_settings.read_timeout_seconds + 5
+) * 1000
+"""A model call that cannot finish before the invocation ends is not started (see handle_record)."""
+
+batch = FifoBatch(dead_letter_queue=MessageQueue(os.environ["DEAD_LETTER_QUEUE_URL"]))
+answerer = Answerer(
+    settings=AnswerSettings.from_env(),
+    outbound=MessageQueue(os.environ["OUTBOUND_QUEUE_URL"]),
+    model=MistralClient(model_settings, api_key=lambda: secret_text(MISTRAL_SECRET_NAME)),
+    memory=ConversationMemory(
+        os.environ["MEMORY_TABLE_NAME"],
+        max_turns=int(os.environ.get("MEMORY_TURNS") or "10"),
+        ttl_hours=float(os.environ.get("MEMORY_TTL_HOURS") or "24"),
+    ),
+)
+
+
+def _already_answered(response: Any, idempotent_data: DataRecord) -> Any:
+    """Runs instead of the answer when this wamid was handled before (a redelivery)."""
+    logger.info("Already handled this message; not answering twice", extra={"previous_outcome": response})
+    metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=1)
+    return response
+
+
+idempotency = IdempotencyConfig(
+    event_key_jmespath="message_id",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=IDEMPOTENCY_SECONDS,
+    response_hook=_already_answered,
+)
+persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"])
+
+
+def _answer(plan: AskModel | SendFallback, *, message: InboundMessage) -> dict[str, str]:
+    return {"outcome": answerer.answer(message, plan)}
+
+
+# Powertools' decorator is untyped; the wrapped function keeps _answer's signature.
+answer_once: Callable[..., dict[str, str]] = idempotent_function(
+    _answer,
+    data_keyword_argument="message",
+    persistence_store=persistence,
+    config=idempotency,
+    key_prefix="ai-reply.answer",  # stable across module names and function renames
+)
+
+
+def handle_record(record: SQSRecord, context: LambdaContext | None = None) -> None:
+    """One inbound record; returning acknowledges it, RetryLater/ParkInDeadLetterQueue route it."""
+    logger.set_correlation_id(None)
+    try:
+        message = InboundMessage.model_validate_json(record.body)
+    except ValidationError as error:
+        raise ParkInDeadLetterQueue(f"not an InboundMessage v1: {error.error_count()} errors") from error
+    logger.set_correlation_id(message.message_id)
+
+    if not within_service_window(message.timestamp, time.time(), SERVICE_WINDOW_HOURS):
+        logger.warning(
+            "Outside the customer-service window; not answering",
+            extra={"message_timestamp": message.timestamp, "window_hours": SERVICE_WINDOW_HOURS},
+        )
+        metrics.add_metric(name="OutsideServiceWindow", unit="Count", value=1)
+        return
+    plan = plan_reply(message)
+    if isinstance(plan, Ignore):
+        logger.info("No reply needed", extra={"reason": plan.reason, "message_type": message.type})
+        metrics.add_metric(name="MessagesIgnored", unit="Count", value=1)
+        return
+
+    if (
+        isinstance(plan, AskModel)
+        and context is not None
+        and context.get_remaining_time_in_millis() < TIME_NEEDED_FOR_MODEL_MS
+    ):
+        # Lambda would kill the call half-way and the whole batch would wait for the
+        # visibility timeout; handing the record back now costs only a short backoff.
+        raise RetryLater("not enough time left in this invocation for a model call")
+    try:
+        answer_once(plan, message=message)
+    except MistralError as error:
+        if error.retryable:
+            logger.warning("The model API failed; will retry", extra=error.log_fields())
+            metrics.add_metric(name="MistralTransientError", unit="Count", value=1)
+            raise RetryLater(str(error), retry_after=error.retry_after) from error
+        logger.error(
+            "The model API rejected the request; fix the key or model, then redrive", extra=error.log_fields()
+        )
+        metrics.add_metric(name="MistralRequestRejected", unit="Count", value=1)
+        raise ParkInDeadLetterQueue(str(error)) from error
+    except IdempotencyAlreadyInProgressError as error:
+        raise RetryLater("another invocation is answering this message") from error
+
+
+@tracer.capture_lambda_handler
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    # A worker killed mid-batch leaves INPROGRESS records that expire with this invocation.
+    idempotency.register_lambda_context(context)
+    return batch.process(event, context, lambda record: handle_record(record, context))

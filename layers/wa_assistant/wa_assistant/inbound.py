@@ -1,0 +1,292 @@
+"""Domain: a parsed webhook -> the inbound queue records, plus what to log about the rest.
+
+Plain functions over the webhook models; no AWS, no HTTP, no logging. Decisions:
+- every user message becomes one `InboundMessage`, whatever its type (reactions,
+  system and unknown types included): the AI function decides what to answer;
+- `text` is the user-visible text only: text body, template button text,
+  interactive reply title, Flow reply (body + answers), media caption;
+  order, location, contacts, reaction, system and unknown types carry none;
+- a message whose sender cannot be built is reported as skipped, not raised;
+- statuses and value-level errors are reported for logs and metrics, never enqueued;
+- a payload that is not a WhatsApp `messages` webhook is reported as ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from wa_assistant.models import InboundMessage, Location, Media, Sender
+from wa_assistant.webhook_payload import (
+    MESSAGES_FIELD,
+    WHATSAPP_OBJECT,
+    Contact,
+    Metadata,
+    ParsedWebhook,
+    SkippedItem,
+    WebhookError,
+    WebhookMessage,
+    WebhookStatus,
+)
+
+MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
+FLOW_SUMMARY_MAX_CHARS = 2000
+"""Cap of a Flow reply summary: a form can carry many answers; the model needs the gist."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReport:
+    code: int | None
+    title: str | None
+    message: str | None
+    details: str | None
+
+    @classmethod
+    def of(cls, error: WebhookError) -> ErrorReport:
+        details = error.error_data.details if error.error_data else None
+        return cls(code=error.code, title=error.title, message=error.message, details=details)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """A delivery status of a message the business sent."""
+
+    phone_number_id: str
+    message_id: str
+    status: str
+    timestamp: int | None
+    recipient_id: str | None
+    recipient_user_id: str | None
+    conversation_category: str | None
+    pricing_category: str | None
+    pricing_model: str | None
+    billable: bool | None
+    errors: tuple[ErrorReport, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ValueErrorReport:
+    """An error Meta reports for the whole business number (`value.errors`)."""
+
+    phone_number_id: str
+    error: ErrorReport
+
+
+@dataclass(frozen=True, slots=True)
+class MessageErrorReport:
+    """Errors Meta attached to one user message (e.g. 131051 unsupported type)."""
+
+    message_id: str
+    errors: tuple[ErrorReport, ...]
+
+
+@dataclass
+class WebhookDigest:
+    """Everything one webhook call means for this system."""
+
+    messages: list[InboundMessage] = field(default_factory=list)
+    statuses: list[StatusReport] = field(default_factory=list)
+    errors: list[ValueErrorReport] = field(default_factory=list)
+    message_errors: list[MessageErrorReport] = field(default_factory=list)
+    skipped: list[SkippedItem] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    """Why parts (or all) of the payload were ignored; safe to log."""
+
+
+def digest_webhook(parsed: ParsedWebhook) -> WebhookDigest:
+    """Split a parsed webhook into queue records and reports."""
+    digest = WebhookDigest(skipped=list(parsed.skipped))
+    payload = parsed.payload
+    if payload is None:
+        digest.ignored.append(parsed.rejection or "not a webhook payload")
+        return digest
+    if payload.object != WHATSAPP_OBJECT:
+        digest.ignored.append(f"object is {payload.object!r}, not {WHATSAPP_OBJECT!r}")
+        return digest
+    if not payload.entry:
+        digest.ignored.append("no entry")
+        return digest
+    for entry in payload.entry:
+        for change in entry.changes or ():
+            if change.field != MESSAGES_FIELD:
+                digest.ignored.append(f"field {change.field!r} is not handled")
+                continue
+            value = change.value
+            if value is None:
+                digest.ignored.append("messages change without a value")
+                continue
+            if not (value.messages or value.statuses or value.errors):
+                digest.ignored.append("messages change with no messages, statuses or errors")
+            _digest_messages(digest, value.metadata, value.contacts or (), value.messages or ())
+            digest.statuses.extend(status_report(value.metadata, status) for status in value.statuses or ())
+            digest.errors.extend(
+                ValueErrorReport(value.metadata.phone_number_id, ErrorReport.of(error))
+                for error in value.errors or ()
+            )
+    return digest
+
+
+def _digest_messages(
+    digest: WebhookDigest,
+    metadata: Metadata,
+    contacts: Sequence[Contact],
+    messages: Sequence[WebhookMessage],
+) -> None:
+    by_identity: dict[str, Contact] = {}
+    for contact in contacts:
+        for key in (contact.wa_id, contact.user_id):
+            if key:
+                by_identity.setdefault(key, contact)
+    for index, message in enumerate(messages):
+        try:
+            digest.messages.append(inbound_message(metadata, message, _contact_of(message, by_identity)))
+        except ValidationError as error:  # e.g. a sender field of the wrong shape for Sender
+            problems = tuple(
+                ".".join(str(p) for p in e["loc"]) + f": {e['type']}"
+                for e in error.errors(include_url=False, include_input=False, include_context=False)
+            )
+            digest.skipped.append(SkippedItem("message", index, message.id, problems))
+            continue
+        if message.errors:
+            digest.message_errors.append(
+                MessageErrorReport(message.id, tuple(ErrorReport.of(e) for e in message.errors))
+            )
+
+
+def _contact_of(message: WebhookMessage, by_identity: dict[str, Contact]) -> Contact | None:
+    for key in (message.from_user_id, message.from_):
+        if key and key in by_identity:
+            return by_identity[key]
+    return None
+
+
+def inbound_message(metadata: Metadata, message: WebhookMessage, contact: Contact | None) -> InboundMessage:
+    """The inbound queue record of one user message."""
+    profile = contact.profile if contact else None
+    sender = Sender(
+        wa_id=message.from_ or (contact.wa_id if contact else None),
+        user_id=message.from_user_id or (contact.user_id if contact else None),
+        parent_user_id=message.from_parent_user_id or (contact.parent_user_id if contact else None),
+        profile_name=profile.name if profile else None,
+        username=profile.username if profile else None,
+    )
+    context = message.context
+    reaction = message.reaction if message.type == "reaction" else None
+    return InboundMessage(
+        phone_number_id=metadata.phone_number_id,
+        display_phone_number=metadata.display_phone_number,
+        sender=sender,
+        message_id=message.id,
+        timestamp=message.timestamp,
+        type=message.type,
+        text=user_text(message),
+        media=media_of(message),
+        location=location_of(message),
+        reaction_emoji=reaction.emoji if reaction else None,
+        reacted_message_id=reaction.message_id if reaction else None,
+        context_message_id=context.id if context else None,
+        forwarded=bool(context and (context.forwarded or context.frequently_forwarded)),
+    )
+
+
+def user_text(message: WebhookMessage) -> str | None:
+    """The text the user typed or tapped, by message type; None when there is none."""
+    extract = _TEXT_BY_TYPE.get(message.type)
+    text = extract(message) if extract else None
+    return text or None
+
+
+def _interactive_text(message: WebhookMessage) -> str | None:
+    interactive = message.interactive
+    if interactive is None:
+        return None
+    for option in (interactive.button_reply, interactive.list_reply):
+        if option is not None and option.title:
+            return option.title
+    if interactive.nfm_reply is not None:
+        return flow_reply_summary(interactive.nfm_reply.body, interactive.nfm_reply.response_json)
+    return None
+
+
+def flow_reply_summary(body: str | None, response_json: str | None) -> str | None:
+    """A Flow answer as readable lines: the reply body, then `field: value` per answer."""
+    lines = [body] if body else []
+    if response_json:
+        try:
+            answers = json.loads(response_json)
+        except ValueError:
+            answers = response_json
+        if isinstance(answers, dict):
+            lines.extend(
+                f"{key}: {value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}"
+                for key, value in answers.items()
+                if key != "flow_token"  # an opaque id the business set, not something the user wrote
+            )
+        else:
+            lines.append(str(answers))
+    summary = "\n".join(lines)
+    return summary[:FLOW_SUMMARY_MAX_CHARS] or None
+
+
+def _caption(message: WebhookMessage) -> str | None:
+    content = getattr(message, message.type, None)
+    return content.caption if content is not None else None
+
+
+_TEXT_BY_TYPE: dict[str, Callable[[WebhookMessage], str | None]] = {
+    "text": lambda m: m.text.body if m.text else None,
+    "button": lambda m: m.button.text if m.button else None,
+    "interactive": _interactive_text,
+    **dict.fromkeys(("image", "video", "document"), _caption),
+}
+
+
+def media_of(message: WebhookMessage) -> Media | None:
+    if message.type not in MEDIA_TYPES:
+        return None
+    content = getattr(message, message.type)
+    if content is None:
+        return None
+    return Media(
+        id=content.id,
+        mime_type=content.mime_type,
+        caption=content.caption,
+        filename=content.filename,
+        sha256=content.sha256,
+        voice=content.voice,
+        animated=content.animated,
+    )
+
+
+def location_of(message: WebhookMessage) -> Location | None:
+    location = message.location
+    if message.type != "location" or location is None:
+        return None
+    return Location(
+        latitude=location.latitude,
+        longitude=location.longitude,
+        name=location.name,
+        address=location.address,
+        url=location.url,
+    )
+
+
+def status_report(metadata: Metadata, status: WebhookStatus) -> StatusReport:
+    conversation_origin = status.conversation.origin if status.conversation else None
+    pricing = status.pricing
+    return StatusReport(
+        phone_number_id=metadata.phone_number_id,
+        message_id=status.id,
+        status=status.status,
+        timestamp=status.timestamp,
+        recipient_id=status.recipient_id,
+        recipient_user_id=status.recipient_user_id,
+        conversation_category=conversation_origin.type if conversation_origin else None,
+        pricing_category=pricing.category if pricing else None,
+        pricing_model=pricing.pricing_model if pricing else None,
+        billable=pricing.billable if pricing else None,
+        errors=tuple(ErrorReport.of(e) for e in status.errors or ()),
+    )

@@ -1,0 +1,201 @@
+"""Helpers of the AI reply tests: settings, message builders, the moto stack, captured output."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+
+from tests.support import FakeLambdaContext
+from wa_assistant.models import InboundMessage, Sender, outbound_action_adapter, sqs_safe_id
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ai_reply"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+API_KEY = "sk-test-NEVER-LOG-7f3a9c2e"
+MISTRAL_BASE_URL = "https://mistral.test/v1"
+BUSINESS_NUMBER_ID = "106540352242922"
+SYSTEM_PROMPT = "You help customers of {business_name}. Greet {user_name}. Keep {unknown} braces."
+FALLBACK = "Thanks! I can only read text messages for now. Could you type your question?"
+
+BASE_ENV = {
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "POWERTOOLS_SERVICE_NAME": "ai-reply",
+    "POWERTOOLS_METRICS_NAMESPACE": "WhatsAppAssistant",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "SECRETS_MAX_AGE_SECONDS": "300",
+    "RETRY_BASE_SECONDS": "0",
+    "MISTRAL_SECRET_NAME": "ai-reply/mistral-api-key",
+    "MISTRAL_BASE_URL": MISTRAL_BASE_URL,
+    "MISTRAL_MODEL": "mistral-small-latest",
+    "MISTRAL_TEMPERATURE": "",
+    "MISTRAL_MAX_TOKENS": "",
+    "MISTRAL_SAFE_PROMPT": "",
+    "MISTRAL_RANDOM_SEED": "",
+    "MISTRAL_TIMEOUT_SECONDS": "5",
+    "BUSINESS_NAME": "Acme Store",
+    "SYSTEM_PROMPT": SYSTEM_PROMPT,
+    "FALLBACK_REPLY": FALLBACK,
+    "MEMORY_TABLE_NAME": "ai-reply-memory",
+    "MEMORY_TURNS": "10",
+    "MEMORY_TTL_HOURS": "24",
+    "PROMPT_BUDGET_CHARS": "12000",
+    "SERVICE_WINDOW_HOURS": "24",
+    "IDEMPOTENCY_TABLE_NAME": "ai-reply-idempotency",
+}
+
+
+def completion_json(text: str = "We are open Monday to Saturday, 9:00 to 18:00.") -> dict[str, Any]:
+    body: dict[str, Any] = json.loads((FIXTURES / "chat_completion_reply.json").read_text())
+    body["choices"][0]["message"]["content"] = text
+    return body
+
+
+def inbound(
+    text: str | None = "Hi! What are your opening hours?",
+    *,
+    wa_id: str = "16505551234",
+    message_id: str | None = None,
+    type_: str = "text",
+    timestamp: int | None = None,
+    profile_name: str | None = "Sheena Nelson",
+    **fields: Any,
+) -> InboundMessage:
+    seed = f"{wa_id}:{text}:{type_}:{time.perf_counter_ns()}"
+    return InboundMessage(
+        phone_number_id=BUSINESS_NUMBER_ID,
+        sender=Sender(wa_id=wa_id, profile_name=profile_name),
+        message_id=message_id or f"wamid.{hashlib.sha256(seed.encode()).hexdigest()[:32]}",
+        timestamp=int(time.time()) - 5 if timestamp is None else timestamp,
+        type=type_,
+        text=text,
+        **fields,
+    )
+
+
+@dataclass
+class Stack:
+    """The AWS side of the AI function, in moto."""
+
+    sqs: Any
+    dynamodb: Any
+    inbound_url: str
+    inbound_arn: str
+    dlq_url: str
+    outbound_url: str
+    _dedup_counter: int = 0
+
+    def enqueue(self, *messages: InboundMessage | str, group_id: str | None = None) -> None:
+        """Put records on the inbound queue, as the webhook function does (a fresh dedup id each time)."""
+        for message in messages:
+            self._dedup_counter += 1
+            if isinstance(message, InboundMessage):
+                body, group = message.model_dump_json(), message.conversation_id
+            else:
+                body, group = message, group_id or "garbage"
+            self.sqs.send_message(
+                QueueUrl=self.inbound_url,
+                MessageBody=body,
+                MessageGroupId=group,
+                MessageDeduplicationId=sqs_safe_id(f"d{self._dedup_counter}"),
+            )
+
+    def receive_event(self) -> dict[str, Any]:
+        """Receive what is visible on the inbound queue as Lambda's SQS event source would pass it."""
+        response = self.sqs.receive_message(
+            QueueUrl=self.inbound_url,
+            MaxNumberOfMessages=10,
+            MessageSystemAttributeNames=["All"],
+        )
+        records = [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m["Attributes"],
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": self.inbound_arn,
+                "awsRegion": REGION,
+            }
+            for m in response.get("Messages", [])
+        ]
+        return {"Records": records}
+
+    def invoke(self, module: ModuleType, event: dict[str, Any]) -> dict[str, Any]:
+        """Call the handler, then delete the records it did not report, as Lambda's event source does."""
+        response = invoke(module, event)
+        failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+        for record in event["Records"]:
+            if record["messageId"] not in failed:
+                self.sqs.delete_message(QueueUrl=self.inbound_url, ReceiptHandle=record["receiptHandle"])
+        return response
+
+    def make_visible_again(self, event: dict[str, Any]) -> None:
+        """Stand-in for the backoff elapsing (no sleeping in tests)."""
+        for record in event["Records"]:
+            self.sqs.change_message_visibility(
+                QueueUrl=self.inbound_url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=0
+            )
+
+    def drain(self, url: str) -> list[str]:
+        """Every body on a FIFO queue, in order (deleting as it reads, so later groups show)."""
+        bodies: list[str] = []
+        while True:
+            response = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+            messages = response.get("Messages", [])
+            if not messages:
+                return bodies
+            for m in messages:
+                bodies.append(m["Body"])
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+    def outbound_actions(self) -> list[Any]:
+        return [outbound_action_adapter.validate_json(body) for body in self.drain(self.outbound_url)]
+
+
+@dataclass
+class Captured:
+    """Everything the function printed: Powertools JSON log lines and EMF metric blobs."""
+
+    stream: io.StringIO = field(default_factory=io.StringIO)
+    stdout: Callable[[], str] = lambda: ""
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue() + self.stdout()
+
+    def logs(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stream.getvalue().splitlines() if line.startswith("{")]
+
+    def metric_names(self) -> list[str]:
+        names: list[str] = []
+        for line in self.stdout().splitlines():
+            if line.startswith("{") and '"_aws"' in line:
+                blob = json.loads(line)
+                for directive in blob["_aws"]["CloudWatchMetrics"]:
+                    names.extend(metric["Name"] for metric in directive["Metrics"])
+        return names
+
+
+def invoke(module: ModuleType, event: dict[str, Any]) -> dict[str, Any]:
+    """Call the handler only (nothing deleted from the queue)."""
+    result: dict[str, Any] = module.lambda_handler(event, FakeLambdaContext(remaining_millis=60_000))
+    return result
+
+
+def ok(text: str = "We are open Monday to Saturday, 9:00 to 18:00.") -> httpx.Response:
+    return httpx.Response(200, json=completion_json(text))

@@ -1,0 +1,274 @@
+"""Graph adapter: error classification, request bodies (checked against Meta's examples), the client."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from tests.support import CORPUS
+from tests.unit.send_reply.conftest import graph_errors
+from wa_assistant.graph import (
+    REDACTED,
+    FailureKind,
+    GraphClient,
+    GraphRequestFailed,
+    classify_graph_error,
+    retry_after_seconds,
+    text_message_body,
+    typing_indicator_body,
+)
+from wa_assistant.models import Recipient
+
+GRAPH_CORPUS = CORPUS / "graph"
+needs_corpus = pytest.mark.skipif(not GRAPH_CORPUS.is_dir(), reason="public corpus not present")
+
+
+def corpus_json(name: str) -> Any:
+    return json.loads((GRAPH_CORPUS / name).read_text())
+
+
+def shape(value: Any) -> Any:
+    """Keys and value types, recursively: what two request bodies must share."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items()}
+    return type(value).__name__
+
+
+# ------------------------------------------------------------------ classification (own fixtures)
+
+EXPECTED_KIND = {
+    "131047": FailureKind.PERMANENT,
+    "131026": FailureKind.PERMANENT,
+    "131048": FailureKind.PERMANENT,
+    "100": FailureKind.PERMANENT,
+    "131051": FailureKind.PERMANENT,
+    "368": FailureKind.PERMANENT,
+    "131031": FailureKind.PERMANENT,
+    "190": FailureKind.AUTH,
+    "1": FailureKind.TRANSIENT,
+    "2": FailureKind.TRANSIENT,
+    "4": FailureKind.TRANSIENT,
+    "130429": FailureKind.TRANSIENT,
+    "131056": FailureKind.TRANSIENT,
+    "131057": FailureKind.TRANSIENT,
+}
+
+
+@pytest.mark.parametrize(("code", "kind"), EXPECTED_KIND.items())
+def test_each_documented_code_is_classified(code: str, kind: FailureKind) -> None:
+    error = graph_errors()[code]
+    failure = classify_graph_error(error["status"], json.dumps(error["body"]))
+    assert failure.kind is kind
+    assert failure.code == int(code)
+    assert failure.fbtrace_id == error["body"]["error"]["fbtrace_id"]
+    assert failure.details == error["body"]["error"].get("error_data", {}).get("details")
+
+
+def test_code_decides_over_status_and_message_text_is_ignored() -> None:
+    # A transient code under a 400, with a message that sounds permanent.
+    body = {"error": {"message": "Invalid parameter, re-engagement required", "code": 131056}}
+    assert classify_graph_error(400, json.dumps(body)).kind is FailureKind.TRANSIENT
+    # A permanent code whose message sounds transient.
+    body = {"error": {"message": "Rate limit hit, try again later", "code": 131047}}
+    assert classify_graph_error(400, json.dumps(body)).kind is FailureKind.PERMANENT
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (429, "", FailureKind.TRANSIENT),
+        (500, "<html>Internal error</html>", FailureKind.TRANSIENT),
+        (502, None, FailureKind.TRANSIENT),
+        (503, '{"error": {"truncated', FailureKind.TRANSIENT),
+        (401, "Unauthorized", FailureKind.AUTH),
+        (403, '{"error": {"message": "(#10) Permission denied", "code": 10}}', FailureKind.PERMANENT),
+        (404, "", FailureKind.PERMANENT),
+        (400, '{"error": {"message": "unknown", "code": 999999}}', FailureKind.PERMANENT),
+        (None, None, FailureKind.TRANSIENT),
+    ],
+)
+def test_status_decides_when_no_known_code(status: int | None, body: str | None, kind: FailureKind) -> None:
+    assert classify_graph_error(status, body).kind is kind
+
+
+def test_retry_after_is_kept() -> None:
+    assert classify_graph_error(429, "", retry_after=12).retry_after == 12
+
+
+def test_log_fields_name_code_details_and_trace() -> None:
+    error = graph_errors()["131047"]
+    fields = classify_graph_error(400, json.dumps(error["body"])).log_fields()
+    assert fields["graph_code"] == 131047
+    assert fields["graph_kind"] == "permanent"
+    assert fields["graph_fbtrace_id"] == "TestTrace131047"
+    assert "graph_subcode" not in fields  # absent values are left out
+
+
+# ------------------------------------------------------------------ classification (public examples)
+
+
+def corpus_errors() -> list[tuple[str, int, dict[str, Any]]]:
+    if not GRAPH_CORPUS.is_dir():
+        return []
+    rows = csv.DictReader((GRAPH_CORPUS / "INDEX.tsv").open(encoding="utf-8"), delimiter="\t")
+    return [
+        (row["file"], int(row["http"].split()[0]), corpus_json(row["file"]))
+        for row in rows
+        if row["file"].startswith("error_")
+    ]
+
+
+PUBLIC_EXPECTED = {
+    100: FailureKind.PERMANENT,
+    130429: FailureKind.TRANSIENT,
+    131026: FailureKind.PERMANENT,
+    131047: FailureKind.PERMANENT,
+    131056: FailureKind.TRANSIENT,
+    190: FailureKind.AUTH,
+}
+
+
+@needs_corpus
+def test_public_error_examples_are_all_covered() -> None:
+    assert {body["error"]["code"] for _, _, body in corpus_errors()} == set(PUBLIC_EXPECTED)
+
+
+@needs_corpus
+@pytest.mark.parametrize(("name", "status", "body"), corpus_errors())
+def test_public_error_examples_are_classified(name: str, status: int, body: dict[str, Any]) -> None:
+    failure = classify_graph_error(status, json.dumps(body))
+    error = body["error"]
+    assert failure.kind is PUBLIC_EXPECTED[error["code"]], name
+    assert failure.code == error["code"]
+    assert failure.subcode == error.get("error_subcode")
+    assert failure.fbtrace_id == error["fbtrace_id"]
+    assert failure.details == error.get("error_data", {}).get("details")
+
+
+# ------------------------------------------------------------------ request bodies
+
+
+@needs_corpus
+def test_text_body_matches_meta_send_text_example() -> None:
+    example = corpus_json("request_send_text.json")
+    ours = text_message_body(Recipient(wa_id=example["to"]), example["text"]["body"])
+    assert ours == example
+
+
+@needs_corpus
+def test_reply_body_has_the_shape_of_meta_reply_example() -> None:
+    example = corpus_json("request_reply_context_verbatim_openapi.json")
+    ours = text_message_body(Recipient(wa_id="16505551234"), "hi", quoted_message_id="wamid.X")
+    assert shape(ours) == shape(example)
+    assert ours["context"] == {"message_id": "wamid.X"}
+
+
+@needs_corpus
+def test_reply_body_carries_the_context_of_meta_docs_example() -> None:
+    example = corpus_json("request_reply_context.json")
+    ours = text_message_body(
+        Recipient(wa_id=example["to"]), example["text"]["body"], example["context"]["message_id"]
+    )
+    assert {key: ours[key] for key in example} == {
+        **example,
+        "text": {**example["text"], "preview_url": False},
+    }
+
+
+@needs_corpus
+def test_typing_indicator_body_matches_meta_example() -> None:
+    example = corpus_json("request_mark_as_read_with_typing_indicator.json")
+    assert typing_indicator_body(example["message_id"]) == example
+    read_only = corpus_json("request_mark_as_read.json")
+    assert {key: typing_indicator_body(read_only["message_id"])[key] for key in read_only} == read_only
+
+
+def test_bsuid_recipient_uses_recipient_not_to() -> None:
+    body = text_message_body(Recipient(user_id="US.1234"), "hi")
+    assert body["recipient"] == "US.1234"
+    assert "to" not in body
+
+
+def test_phone_number_is_used_when_both_are_known() -> None:
+    body = text_message_body(Recipient(wa_id="16505551234", user_id="US.1234"), "hi")
+    assert body["to"] == "16505551234"
+    assert "recipient" not in body
+
+
+# ------------------------------------------------------------------ Retry-After
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    now = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_seconds("30") == 30
+    assert retry_after_seconds("Wed, 01 Jan 2025 12:00:45 GMT", now=lambda: now) == 45
+    assert retry_after_seconds("Wed, 01 Jan 2025 11:00:00 GMT", now=lambda: now) == 0
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds(None) is None
+
+
+# ------------------------------------------------------------------ client
+
+URL = "https://graph.test/v23.0/123/messages"
+TOKEN = "EAAGsecretTOKEN"
+
+
+def client(http: httpx.Client | None = None) -> GraphClient:
+    return GraphClient(
+        base_url="https://graph.test/",
+        api_version="v23.0",
+        access_token=lambda: TOKEN,
+        http=http or httpx.Client(),
+    )
+
+
+@respx.mock
+def test_client_returns_the_accepted_message_id() -> None:
+    respx.post(URL).mock(return_value=httpx.Response(200, json={"messages": [{"id": "wamid.OK"}]}))
+    assert client().post_message("123", {"a": 1}) == "wamid.OK"
+
+
+@respx.mock
+def test_client_returns_none_for_a_read_receipt() -> None:
+    respx.post(URL).mock(return_value=httpx.Response(200, json={"success": True}))
+    assert client().post_message("123", {"a": 1}) is None
+
+
+@respx.mock
+def test_client_redacts_a_token_echoed_by_graph() -> None:
+    body = {"error": {"message": f"Malformed access token {TOKEN}", "code": 190, "fbtrace_id": "T"}}
+    respx.post(URL).mock(return_value=httpx.Response(400, json=body))
+    with pytest.raises(GraphRequestFailed) as raised:
+        client().post_message("123", {})
+    failure = raised.value.failure
+    assert failure.kind is FailureKind.AUTH
+    assert failure.message == f"Malformed access token {REDACTED}"
+    assert TOKEN not in repr(failure)
+    assert TOKEN not in str(raised.value)
+
+
+@respx.mock
+def test_client_reads_retry_after() -> None:
+    respx.post(URL).mock(return_value=httpx.Response(429, headers={"Retry-After": "9"}))
+    with pytest.raises(GraphRequestFailed) as raised:
+        client().post_message("123", {})
+    assert (raised.value.failure.kind, raised.value.failure.retry_after) == (FailureKind.TRANSIENT, 9)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("reset")],
+)
+def test_client_turns_transport_errors_into_transient_failures(error: Exception) -> None:
+    with respx.mock:
+        respx.post(URL).mock(side_effect=error)
+        with pytest.raises(GraphRequestFailed) as raised:
+            client().post_message("123", {})
+    assert raised.value.failure.kind is FailureKind.TRANSIENT
+    assert raised.value.failure.status is None
