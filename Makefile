@@ -3,8 +3,10 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-# Python 3.13 (the Lambda runtime): from PATH, else from pyenv.
-PYTHON313 ?= $(shell command -v python3.13 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | sort -V | tail -n1)
+# Python 3.13 (the Lambda runtime): the first that really runs, from PATH, then pyenv's versions
+# (a pyenv shim on PATH may exist without 3.13 being selected).
+PYTHON313 ?= $(shell for p in "$$(command -v python3.13)" $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 2>/dev/null | sort -V -r); do \
+  [ -n "$$p" ] && "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { echo "$$p"; break; }; done)
 ifeq ($(strip $(PYTHON313)),)
 $(error Python 3.13 not found: put python3.13 on PATH or install it with `pyenv install 3.13`)
 endif
@@ -59,7 +61,7 @@ lint: $(VENV)/.synced ## ruff
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(VENV)/.synced ## mypy (strict); each function's app.py on its own, as Lambda loads it
-	$(VENV)/bin/mypy layers/wa_assistant/wa_assistant local_stack scripts tests
+	$(VENV)/bin/mypy layers/wa_assistant/wa_assistant local_stack scripts tests benchmarks
 	for fn in functions/*/; do $(VENV)/bin/mypy $$fn/app.py; done
 
 unit: $(VENV)/.synced ## unit and handler tests (moto in-process, respx)

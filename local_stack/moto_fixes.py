@@ -1,36 +1,116 @@
-"""Fixes to moto's SQS emulation that the local stack and the tests rely on.
+"""Fixes to moto's SQS FIFO emulation that the local stack and the tests rely on.
 
-moto 5.x bug: when several in-flight messages of one FIFO group time out
-together, `receive_message` releases them one at a time while iterating, so the
-group still looks "pending" when its first message is examined and the second
-one is delivered first: FIFO order breaks exactly when a conversation is
-retried. Real SQS delivers them in order. Releasing every timed-out message
-before the scan restores the order. No moto release fixes it yet, so this patch
-is hand-written; `apply()` is idempotent.
+Runs moto's server (its own process, so it gets its own CPU) with SQS FIFO made faithful.
+
+moto 5 deduplicates a FIFO message only against messages still in the queue, so
+a duplicate sent after the first was processed and deleted is accepted; real SQS
+deduplicates for 5 minutes whatever happened to the first, per message group when
+DeduplicationScope=messageGroup. Its sequence numbers are also random digits,
+not increasing. And its server is threaded but a queue's state is not locked:
+two concurrent ReceiveMessage calls can both take messages of one FIFO group
+(breaking order), a group's messages that return from a failure a few ms apart
+can be delivered out of order, and a DeleteMessage racing a SendMessage can lose the new
+message. moto has no setting for any of this, so `_patch_sqs_fifo` fixes them
+(moto stays the implementation; this serialises and completes it).
+
+`apply()` patches the process it runs in (moto server or in-process `mock_aws`); it is idempotent.
 """
 
 from __future__ import annotations
 
+import itertools
+import threading
+import time
 from typing import Any
-
-from moto.sqs.models import SQSBackend
 
 _applied = False
 
+DEDUPLICATION_WINDOW_MS = 5 * 60 * 1000
 
-def apply() -> None:
-    """Patch moto's SQS backend in this process (in-process mocks and moto server alike)."""
+
+def apply() -> None:  # noqa: PLR0915 - one patch, kept together so it reads as one
+    """Patch moto's SQS backend in this process."""
     global _applied  # noqa: PLW0603 - a process-wide, once-only patch
     if _applied:
         return
-    original = SQSBackend.receive_message
-
-    def receive_message(self: SQSBackend, queue_name: str, *args: Any, **kwargs: Any) -> Any:
-        queue = self.get_queue(queue_name)
-        for message in list(queue.pending_messages):
-            if message.visible:
-                queue.pending_messages.discard(message)
-        return original(self, queue_name, *args, **kwargs)
-
-    SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
     _applied = True
+    from moto.sqs import models  # noqa: PLC0415 - patch before the server imports the backends
+
+    original_add_message = models.Queue.add_message
+    lock = threading.Lock()
+    sequence = itertools.count(10_000_000_000_000_000_000)
+
+    def add_message(self: Any, message: Any) -> None:
+        if self.fifo_queue and message.deduplication_id:
+            scope_group = (
+                message.group_id if self.attributes.get("DeduplicationScope") == "messageGroup" else None
+            )
+            key = (scope_group, message.deduplication_id)
+            with lock:
+                # Kept on the queue object, so that a queue re-created (a new mock_aws) starts afresh.
+                seen: dict[tuple[str | None, str], float] = self.__dict__.setdefault("_local_stack_seen", {})
+                first_sent = seen.get(key)
+                if first_sent is not None and message.sent_timestamp - first_sent < DEDUPLICATION_WINDOW_MS:
+                    return  # a duplicate within the window: accepted by the API, never delivered
+                seen[key] = message.sent_timestamp
+                message.sequence_number = str(next(sequence))
+        original_add_message(self, message)
+
+    def queue_lock(queue: Any) -> threading.RLock:
+        with lock:
+            existing: threading.RLock | None = getattr(queue, "_local_stack_lock", None)
+            if existing is None:
+                existing = queue._local_stack_lock = threading.RLock()
+            return existing
+
+    def locked_add_message(self: Any, message: Any) -> None:
+        with queue_lock(self):
+            add_message(self, message)
+
+    original_delete_message = models.Queue.delete_message
+
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        with queue_lock(self):
+            original_delete_message(self, receipt_handle)
+
+    original_change_visibility = models.SQSBackend.change_message_visibility
+
+    def change_message_visibility(
+        self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int
+    ) -> None:
+        with queue_lock(self.get_queue(queue_name)):
+            original_change_visibility(self, queue_name, receipt_handle, visibility_timeout)
+
+    original_receive = models.SQSBackend.receive_message
+
+    def receive_message(  # noqa: PLR0917 - moto calls it positionally
+        self: Any,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> list[Any]:
+        """One locked scan at a time per queue; the long-poll wait happens outside the lock."""
+        queue = self.get_queue(queue_name)
+        deadline = time.monotonic() + (wait_seconds_timeout or 0)
+        while True:
+            with queue_lock(queue):
+                # A message whose visibility expired is no longer in flight. moto forgets it lazily,
+                # one message at a time during the scan, so a group whose two failed messages come
+                # back a few ms apart would deliver the second first; forget them all first.
+                for message in [m for m in queue.pending_messages if m.visible]:
+                    queue.pending_messages.discard(message)
+                result: list[Any] = original_receive(
+                    self, queue_name, count, 0, visibility_timeout, message_attribute_names
+                )
+            remaining = deadline - time.monotonic()
+            if result or remaining <= 0:
+                return result
+            queue.wait_for_messages(min(1.0, remaining))
+            time.sleep(0.05)  # visible messages of a busy group wake the wait at once: don't spin
+
+    models.Queue.add_message = locked_add_message  # type: ignore[method-assign]
+    models.Queue.delete_message = delete_message  # type: ignore[method-assign]
+    models.SQSBackend.change_message_visibility = change_message_visibility  # type: ignore[method-assign]
+    models.SQSBackend.receive_message = receive_message  # type: ignore[method-assign]

@@ -1,0 +1,121 @@
+"""`make chat`: be a WhatsApp user against a running `make local`.
+
+Each line you type is posted as a signed webhook; replies are read back from
+the local Graph sink (`/_messages`). Commands: /sticker, /location, /quit.
+Configuration: the same WHATSAPP_APP_SECRET and LOCAL_PORT as `make local`;
+CHAT_WA_ID and CHAT_NAME choose who you are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from local_stack.__main__ import STATE_FILE
+from local_stack.config import LocalConfig
+from local_stack.webhooks import location_message, message_webhook, signature, sticker_message, text_message
+
+REPLY_WAIT_SECONDS = 60
+QUIET_SECONDS = 1.5
+"""After a first reply, how long to wait for more parts before asking for the next line."""
+
+
+def _state() -> dict[str, Any]:
+    try:
+        state: dict[str, Any] = json.loads(STATE_FILE.read_text())
+    except (OSError, ValueError):
+        return {}
+    return state
+
+
+def _sink_messages(sink_url: str, wa_id: str) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{sink_url}/_messages", timeout=5) as response:
+        messages: list[dict[str, Any]] = json.load(response)["messages"]
+    return [m for m in messages if m.get("to") == wa_id]
+
+
+def _post(webhook_url: str, body: bytes, app_secret: str) -> int:
+    request = urllib.request.Request(
+        webhook_url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature(body, app_secret)},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def _message_for(line: str) -> dict[str, Any]:
+    if line == "/sticker":
+        return sticker_message()
+    if line == "/location":
+        return location_message(38.7075, -9.1364, "Praça do Comércio")
+    return text_message(line)
+
+
+def _show_replies(sink_url: str, wa_id: str, seen: int) -> int:
+    deadline = time.monotonic() + REPLY_WAIT_SECONDS
+    last_new = None
+    while time.monotonic() < deadline:
+        messages = _sink_messages(sink_url, wa_id)
+        for message in messages[seen:]:
+            print(f"bot ▸ {message.get('text') or '[' + str(message.get('type')) + ']'}", flush=True)
+            last_new = time.monotonic()
+        seen = len(messages)
+        if last_new is not None and time.monotonic() - last_new > QUIET_SECONDS:
+            return seen
+        time.sleep(0.3)
+    if last_new is None:
+        print("(no reply within a minute: see the `make local` terminal)", flush=True)
+    return seen
+
+
+def main() -> int:
+    config = LocalConfig.from_env(os.environ)
+    state = _state()
+    webhook_url = state.get("webhook_url") or f"http://127.0.0.1:{config.port}/webhook"
+    sink_url = state.get("graph_sink_url") or os.environ.get("LOCAL_GRAPH_SINK_URL")
+    wa_id = os.environ.get("CHAT_WA_ID", "16505550123")
+    name = os.environ.get("CHAT_NAME", "You")
+    print(f"Chatting as {name} (+{wa_id}) with {webhook_url}. /sticker, /location, /quit.")
+    if not sink_url:
+        print("(no local Graph sink found: replies go to the real WhatsApp Cloud API and are not shown here)")
+    try:
+        seen = len(_sink_messages(sink_url, wa_id)) if sink_url else 0
+    except (urllib.error.URLError, OSError):
+        print(f"The local stack does not answer at {sink_url}: start it with `make local`.", file=sys.stderr)
+        return 1
+    while True:
+        try:
+            line = input("you ▸ ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not line:
+            continue
+        if line == "/quit":
+            return 0
+        try:
+            status = _post(
+                webhook_url, message_webhook(wa_id, _message_for(line), name=name), config.app_secret
+            )
+        except (urllib.error.URLError, OSError) as error:
+            print(f"(the webhook does not answer: {error}; is `make local` running?)")
+            continue
+        if status != 200:
+            print(f"(the webhook answered HTTP {status})")
+            continue
+        if sink_url:
+            seen = _show_replies(sink_url, wa_id, seen)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""`make demo`: a short scripted WhatsApp conversation through the local stack, as a transcript.
+
+Plays signed webhooks (a greeting, a follow-up that needs memory, a sticker, a
+location, and Meta redelivering the first webhook), prints what the user and the
+assistant said and what happened to the duplicate, stops everything, exits 0.
+With MISTRAL_API_KEY set, the replies come from the real Mistral API.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+
+from local_stack.stack import LocalStack, StackError
+from local_stack.webhooks import location_message, message_webhook, sticker_message, text_message, wamid_of
+
+USER_WA_ID = "16505550100"
+USER_NAME = "Ana"
+REPLY_TIMEOUT_SECONDS = 90
+
+
+@dataclass(frozen=True)
+class Step:
+    shown_as: str
+    body: bytes
+
+
+def _wait_for_replies(stack: LocalStack, already: int, via_sink: bool) -> list[str]:
+    """New texts to the user once the stack has gone quiet (all queues empty, nothing running)."""
+
+    def to_user() -> list[str]:
+        return [m["text"] or f"[{m['type']}]" for m in stack.sink.messages() if m["to"] == USER_WA_ID]
+
+    if via_sink:
+        stack.wait_until(lambda: len(to_user()) > already, timeout=REPLY_TIMEOUT_SECONDS)
+    stack.wait_until(stack.idle, timeout=REPLY_TIMEOUT_SECONDS)
+    return to_user()[already:]
+
+
+def _say(who: str, text: str) -> None:
+    lines = textwrap.wrap(text, width=88) or [""]
+    print(f"  {who:<5}▸ {lines[0]}")
+    for line in lines[1:]:
+        print(f"  {'':<5}  {line}")
+
+
+def play(stack: LocalStack) -> bool:
+    """Plays the script; False when something did not happen as it should."""
+    assert stack.topology is not None
+    parameters = stack.topology.parameters
+    via_sink = parameters["GraphApiBaseUrl"] == stack.sink.base_url
+    model = (
+        "the stand-in model"
+        if parameters["MistralBaseUrl"] == stack.mistral.base_url
+        else (f"{parameters['MistralModel']} at {parameters['MistralBaseUrl']}")
+    )
+    print(f"\nA WhatsApp conversation with {parameters['BusinessName']} (replies by {model})\n")
+    greeting = message_webhook(USER_WA_ID, text_message("Hi! Do you ship to Lisbon?"), name=USER_NAME)
+    steps = [
+        Step("Hi! Do you ship to Lisbon?", greeting),
+        Step(
+            "Sorry, what was my first question?",
+            message_webhook(USER_WA_ID, text_message("Sorry, what was my first question?"), name=USER_NAME),
+        ),
+        Step("[sends a sticker]", message_webhook(USER_WA_ID, sticker_message(), name=USER_NAME)),
+        Step(
+            "[shares a location: Praça do Comércio, Lisbon]",
+            message_webhook(
+                USER_WA_ID, location_message(38.7075, -9.1364, "Praça do Comércio"), name=USER_NAME
+            ),
+        ),
+    ]
+    ok = True
+    answered = 0
+    for step in steps:
+        _say(USER_NAME, step.shown_as)
+        status, _ = stack.post_webhook(step.body)
+        if status != 200:
+            print(f"         (the webhook answered HTTP {status})")
+            ok = False
+            continue
+        replies = _wait_for_replies(stack, answered, via_sink)
+        answered += len(replies)
+        for reply in replies:
+            _say("Bot", reply)
+        if via_sink and not replies:
+            ok = False
+        if not via_sink:
+            _say("Bot", f"(sent to {parameters['GraphApiBaseUrl']})")
+
+    calls_before = len(stack.mistral.calls())
+    print(f"\n  Meta redelivers the webhook of {wamid_of(greeting)} (same body, same signature):")
+    status, _ = stack.post_webhook(greeting)
+    time.sleep(2)  # give a duplicate every chance to show up
+    duplicates = _wait_for_replies(stack, answered, via_sink=False)
+    if status == 200 and not duplicates and len(stack.mistral.calls()) == calls_before:
+        print(f"         HTTP {status}; no second model call, no second reply (deduplicated)\n")
+    else:
+        print(f"         HTTP {status}; {len(duplicates)} extra replies: NOT deduplicated\n")
+        ok = False
+    return ok
+
+
+def main() -> int:
+    verbose = "-v" in sys.argv[1:] or "--verbose" in sys.argv[1:]
+    print("Starting the local stack from template.yaml (moto, three functions, stand-ins)...", flush=True)
+    try:
+        with LocalStack(env=os.environ, port=0, echo_logs=verbose) as stack:
+            ok = play(stack)
+            print(f"Every log line of this run: {stack.logs.path}")
+    except StackError as error:
+        print(f"The demo did not complete: {error}", file=sys.stderr)
+        return 1
+    print("Demo " + ("complete." if ok else "FAILED: see the transcript above."))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""A stand-in for Mistral's chat-completions API, deterministic and scriptable.
+
+Speaks the wire format (`POST /v1/chat/completions`, also `/chat/completions`,
+Bearer auth, Mistral's error bodies) and answers from the conversation itself, so
+tests can assert on replies and on memory:
+
+    [stand-in model] You said: "<last user text>" (turn <n>; I remember: <previous user text>)
+
+Control API for tests and benchmarks:
+    POST /_control  {"script": [{"status": 429, "times": 3, "retry_after": 1}, {"delay": 5, "times": 1}],
+                     "latency_seconds": 0.3, "api_key": "...", "reset": true}
+    GET  /_calls    every request received, in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from local_stack.http_server import BackgroundServer, QuietHandler
+
+LABEL = "[stand-in model]"
+KNOWN_MODEL_PREFIXES = (
+    "mistral-",
+    "open-mistral-",
+    "open-mixtral-",
+    "ministral-",
+    "codestral-",
+    "pixtral-",
+    "magistral-",
+    "devstral-",
+    "stand-in",
+)
+MESSAGE_ROLES = {"system", "user", "assistant", "tool"}
+
+
+@dataclass
+class ScriptedAnswer:
+    """What the next call gets instead of a normal answer."""
+
+    status: int | None = None
+    retry_after: float | None = None
+    delay: float = 0.0
+
+
+def text_of(content: Any) -> str:
+    """A message's text: a plain string or the text chunks of a content list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(c.get("text", "") for c in content if isinstance(c, dict) and c.get("type") == "text")
+    return ""
+
+
+def stand_in_reply(messages: list[dict[str, Any]]) -> str:
+    """The deterministic answer to a conversation."""
+    said = [text_of(m.get("content")) for m in messages if m.get("role") == "user"]
+    if not said:
+        return f"{LABEL} Nobody said anything yet."
+    memory = f"; I remember: {said[-2]}" if len(said) > 1 else ""
+    return f'{LABEL} You said: "{said[-1]}" (turn {len(said)}{memory})'
+
+
+def _validation_error(location: list[str], message: str, value: Any) -> dict[str, Any]:
+    """Mistral's 422 body (observed shape, see the corpus' mistral/error_422_validation.json)."""
+    return {
+        "object": "error",
+        "message": {
+            "detail": [{"type": "value_error", "loc": ["body", *location], "msg": message, "input": value}]
+        },
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+
+
+def _request_problem(body: Any) -> tuple[int, dict[str, Any]] | None:
+    if not isinstance(body, dict):
+        return 422, _validation_error([], "Input should be a valid dictionary", body)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        return 422, _validation_error(["model"], "Field required", model)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return 422, _validation_error(["messages"], "Field required", messages)
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in MESSAGE_ROLES:
+            return 422, _validation_error(["messages", str(index)], "Input tag does not match", message)
+    if not model.startswith(KNOWN_MODEL_PREFIXES):
+        return 400, {
+            "object": "error",
+            "message": f"Invalid model: {model}",
+            "type": "invalid_model",
+            "param": None,
+            "code": "1500",
+        }
+    return None
+
+
+class MistralStandIn:
+    """State and behaviour of the stand-in; `server` serves it over HTTP."""
+
+    def __init__(self, api_key: str, log: Callable[[str], None] | None = None) -> None:
+        self.api_key = api_key
+        self.latency_seconds = 0.0
+        self._script: list[ScriptedAnswer] = []
+        self._calls: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._log = log or (lambda line: None)
+        self.server: BackgroundServer | None = None
+
+    # ------------------------------------------------------------ control
+    def start(self, port: int = 0) -> MistralStandIn:
+        self.server = BackgroundServer(_Handler, self, port)
+        return self
+
+    @property
+    def base_url(self) -> str:
+        """What MISTRAL_BASE_URL should be to reach the stand-in."""
+        assert self.server is not None
+        return f"{self.server.url}/v1"
+
+    def script(
+        self, status: int | None = None, times: int = 1, retry_after: float | None = None, delay: float = 0.0
+    ) -> None:
+        """The next `times` calls get `status` (429/500/401...) or answer after `delay` seconds."""
+        with self._lock:
+            self._script.extend(ScriptedAnswer(status, retry_after, delay) for _ in range(times))
+
+    def clear_script(self) -> None:
+        with self._lock:
+            self._script.clear()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._script.clear()
+            self._calls.clear()
+            self.latency_seconds = 0.0
+
+    def calls(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._calls)
+
+    def pending_script(self) -> int:
+        with self._lock:
+            return len(self._script)
+
+    def control(self, command: dict[str, Any]) -> None:
+        if command.get("reset"):
+            self.reset()
+        for step in command.get("script", []):
+            self.script(
+                step.get("status"), int(step.get("times", 1)), step.get("retry_after"), step.get("delay", 0)
+            )
+        if "latency_seconds" in command:
+            self.latency_seconds = float(command["latency_seconds"])
+        if "api_key" in command:
+            self.api_key = str(command["api_key"])
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    # ------------------------------------------------------------ behaviour
+    def answer(
+        self, path: str, authorization: str | None, raw: bytes
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        request_id = uuid.uuid4().hex
+        try:
+            body: Any = json.loads(raw or b"null")
+        except ValueError:
+            body = None
+        messages = body.get("messages") if isinstance(body, dict) else None
+        call: dict[str, Any] = {
+            "time": time.time(),
+            "path": path,
+            "authorized": authorization == f"Bearer {self.api_key}",
+            "model": body.get("model") if isinstance(body, dict) else None,
+            "messages": messages,
+            "body": body,
+            "last_user_text": next(
+                (
+                    text_of(m.get("content"))
+                    for m in reversed(messages or [])
+                    if isinstance(m, dict) and m.get("role") == "user"
+                ),
+                None,
+            ),
+        }
+        with self._lock:
+            scripted = self._script.pop(0) if self._script else None
+            self._calls.append(call)
+        status, payload, headers = self._outcome(call, body, scripted, request_id)
+        call["status"] = status
+        self._log(f"{status} POST {path} model={call['model']} turn_text={call['last_user_text']!r}")
+        return status, payload, headers
+
+    def _outcome(
+        self, call: dict[str, Any], body: Any, scripted: ScriptedAnswer | None, request_id: str
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        delay = self.latency_seconds + (scripted.delay if scripted else 0.0)
+        if delay:
+            time.sleep(delay)
+        if not call["authorized"] or (scripted and scripted.status == 401):
+            return 401, {"message": "Unauthorized", "request_id": request_id}, {}
+        if scripted and scripted.status == 429:
+            headers = (
+                {"Retry-After": str(int(scripted.retry_after))} if scripted.retry_after is not None else {}
+            )
+            return (
+                429,
+                {
+                    "object": "error",
+                    "message": "Rate limit exceeded",
+                    "type": "rate_limited",
+                    "param": None,
+                    "code": "1300",
+                },
+                headers,
+            )
+        if scripted and scripted.status is not None:
+            return (
+                scripted.status,
+                {
+                    "object": "error",
+                    "message": "Internal server error",
+                    "type": "internal_server_error",
+                    "param": None,
+                    "code": None,
+                },
+                {},
+            )
+        problem = _request_problem(body)
+        if problem is not None:
+            return problem[0], problem[1], {}
+        return 200, self._completion(body), {}
+
+    @staticmethod
+    def _completion(body: dict[str, Any]) -> dict[str, Any]:
+        reply = stand_in_reply(body["messages"])
+        finish_reason = "stop"
+        max_tokens = body.get("max_tokens")
+        words = reply.split(" ")
+        if isinstance(max_tokens, int) and 0 < max_tokens < len(words):
+            reply, finish_reason = " ".join(words[:max_tokens]), "length"
+        prompt_tokens = sum(len(text_of(m.get("content")).split()) for m in body["messages"])
+        completion_tokens = len(reply.split())
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": reply, "tool_calls": None},
+                    "finish_reason": finish_reason,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+
+class _Handler(QuietHandler):
+    @property
+    def standin(self) -> MistralStandIn:
+        owner: MistralStandIn = self.server.owner  # type: ignore[attr-defined]
+        return owner
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server dispatches on this name
+        if self.path.split("?")[0] == "/_calls":
+            self.send_json(200, {"calls": self.standin.calls()})
+        else:
+            self.send_json(404, {"detail": "Not Found"})
+
+    def do_POST(self) -> None:  # noqa: N802
+        raw = self.read_body()
+        path = self.path.split("?")[0]
+        if path == "/_control":
+            self.standin.control(json.loads(raw or b"{}"))
+            self.send_json(200, {"ok": True})
+        elif path in ("/v1/chat/completions", "/chat/completions"):
+            status, payload, headers = self.standin.answer(path, self.headers.get("Authorization"), raw)
+            # The client may have given up (its read timeout); a real server would not notice either.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.send_json(status, payload, headers)
+        else:
+            self.send_json(404, {"detail": "Not Found"})

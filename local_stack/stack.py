@@ -1,0 +1,322 @@
+"""LocalStack: the whole bundle on one machine, for people (`make local`), the demo and tests.
+
+with LocalStack(parameters={"RetryBaseDelaySeconds": "1"}) as stack:
+    stack.post_webhook(body)               # signed, through the HTTP API
+    stack.wait_until(lambda: len(stack.sink.messages()) == 1)
+    stack.mistral.script(status=429, times=3, retry_after=1)
+    stack.queue_depths()                   # {"InboundQueue": 0, ...} visible + in flight
+    stack.kill_worker("AiReplyFunction")   # a crash mid-batch
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Self
+
+from local_stack.api_gateway import ApiGateway
+from local_stack.config import STATE_DIR, TEMPLATE, LocalConfig
+from local_stack.functions import FunctionRuntime
+from local_stack.graph_sink import GraphSink
+from local_stack.http_server import free_port
+from local_stack.logs import LogSink
+from local_stack.mistral_standin import MistralStandIn
+from local_stack.sqs_poller import SqsPoller
+from local_stack.topology import REGION, Topology, build_topology, moto_client
+from local_stack.webhooks import signature
+
+DUMMY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+INHERITED_ENV = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "SSL_CERT_FILE",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "https_proxy",
+    "http_proxy",
+)
+"""What a worker takes from the caller's environment: nothing else, so no local secret leaks in."""
+MAX_HTTP_WORKERS = 4
+"""Warm containers per HTTP-triggered function; Lambda would start up to ReservedConcurrentExecutions
+(50), which on a laptop costs 50 Python processes for no gain."""
+
+
+class StackError(Exception):
+    """The local stack could not start, or a wait ran out."""
+
+
+class LocalStack:
+    def __init__(
+        self,
+        parameters: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        *,
+        port: int | None = None,
+        echo_logs: bool = False,
+        function_env: Mapping[str, Mapping[str, str]] | None = None,
+        template: Path = TEMPLATE,
+        max_http_workers: int = MAX_HTTP_WORKERS,
+        print_chat: bool = False,
+    ) -> None:
+        """`env` is the configuration environment (defaults to os.environ); `port` 0 = a free port."""
+        self.config = LocalConfig.from_env(os.environ if env is None else env)
+        self.parameter_overrides = {**self.config.parameter_overrides, **(parameters or {})}
+        self.port = self.config.port if port is None else port
+        self.echo_logs = echo_logs
+        self.function_env = {k: dict(v) for k, v in (function_env or {}).items()}
+        self.template = template
+        self.max_http_workers = max_http_workers
+        self.print_chat = print_chat
+        self.run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        self.run_dir = STATE_DIR / self.run_id
+        self.logs = LogSink(self.run_dir / "logs.jsonl", echo=echo_logs)
+        self.mistral = MistralStandIn(self.config.mistral_api_key, log=self._logger("mistral-standin"))
+        self.sink = GraphSink(self.config.access_token, print_line=self._chat_line)
+        self.runtimes: dict[str, FunctionRuntime] = {}
+        self.pollers: list[SqsPoller] = []
+        self.api = ApiGateway(log=self._logger("http-api"))
+        self._moto: subprocess.Popen[bytes] | None = None
+        self.moto_url = ""
+        self.topology: Topology | None = None
+        self._sqs: Any = None
+
+    # ------------------------------------------------------------ lifecycle
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _logger(self, source: str) -> Callable[[str], None]:
+        return lambda line: self.logs.emit(source, line)
+
+    def _chat_line(self, line: str) -> None:
+        self.logs.emit("graph-sink", line)
+        if self.print_chat and not self.echo_logs:
+            print(f"graph-sink | {line}", flush=True)
+
+    def start(self) -> Self:
+        self._start_moto()
+        self.mistral.start()
+        self.sink.start()
+        overrides = dict(self.parameter_overrides)
+        overrides.setdefault("MistralBaseUrl", self.mistral.base_url)
+        overrides.setdefault("GraphApiBaseUrl", self.sink.base_url)
+        clients = {name: self._client(name) for name in ("sqs", "dynamodb", "secretsmanager")}
+        self._sqs = clients["sqs"]
+        self.topology = build_topology(self.template, overrides, clients, self._secret_values())
+        for logical_id, spec in self.topology.functions.items():
+            environment = {
+                **{k: os.environ[k] for k in INHERITED_ENV if k in os.environ},
+                "NO_PROXY": "127.0.0.1,localhost",
+                **DUMMY_CREDENTIALS,
+                "AWS_LAMBDA_FUNCTION_NAME": f"wa-local-{logical_id}",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout_seconds),
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/wa-local-{logical_id}",
+                "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+                "LAMBDA_TASK_ROOT": str(spec.code_uri),
+                "_HANDLER": spec.handler,
+                "PYTHONUNBUFFERED": "1",
+                "PYTHONDONTWRITEBYTECODE": "1",
+                **spec.environment,
+                # After the template's own (empty) AWS_ENDPOINT_URL: locally, AWS is moto.
+                "AWS_ENDPOINT_URL": self.moto_url,
+                **self.function_env.get(logical_id, {}),
+            }
+            concurrency = max(
+                [s.maximum_concurrency or 1000 for s in spec.sqs_sources]
+                + ([min(self.max_http_workers, spec.reserved_concurrency or 1000)] if spec.routes else [])
+            )
+            self.runtimes[logical_id] = FunctionRuntime(spec, environment, self.logs, concurrency)
+        prewarm = [threading.Thread(target=r.prewarm, daemon=True) for r in self.runtimes.values()]
+        for thread in prewarm:
+            thread.start()
+        for thread in prewarm:
+            thread.join()
+        for logical_id, spec in self.topology.functions.items():
+            for route in spec.routes:
+                self.api.add_route(route, self.runtimes[logical_id])
+            for source in spec.sqs_sources:
+                if not source.enabled:
+                    continue
+                self.pollers.append(
+                    SqsPoller(
+                        source=source,
+                        queue=self.topology.queue(source.queue_logical_id),
+                        runtime=self.runtimes[logical_id],
+                        endpoint_url=self.moto_url,
+                        log=self._logger("event-source"),
+                        concurrency=source.maximum_concurrency or 5,
+                    ).start()
+                )
+        self.api.start(self.port)
+        assert self.api.server is not None
+        self.port = self.api.server.port
+        return self
+
+    def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
+        self.api.stop()
+        for runtime in self.runtimes.values():
+            runtime.close()
+        for poller in self.pollers:
+            poller.join(5)
+        self.mistral.stop()
+        self.sink.stop()
+        if self._moto is not None and self._moto.poll() is None:
+            self._moto.terminate()
+            try:
+                self._moto.wait(10)
+            except subprocess.TimeoutExpired:
+                self._moto.kill()
+                self._moto.wait()
+        self.logs.close()
+
+    def _start_moto(self) -> None:
+        port = free_port()
+        self.moto_url = f"http://127.0.0.1:{port}"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with (self.run_dir / "moto.log").open("wb") as moto_log:
+            self._moto = subprocess.Popen(
+                [sys.executable, "-m", "local_stack.moto_launcher", str(port)],
+                cwd=Path(__file__).resolve().parent.parent,
+                stdin=subprocess.DEVNULL,
+                stdout=moto_log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self._moto.poll() is not None:
+                raise StackError(f"moto server exited; see {self.run_dir / 'moto.log'}")
+            try:
+                with urllib.request.urlopen(f"{self.moto_url}/moto-api/", timeout=2):
+                    return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.2)
+        raise StackError("moto server did not start within 60 s")
+
+    def _client(self, service: str) -> Any:
+        return moto_client(service, self.moto_url)
+
+    def _secret_values(self) -> dict[str, str]:
+        """Keyed by the variable through which each function reads the secret's name."""
+        return {
+            "WEBHOOK_SECRET_NAME": json.dumps(
+                {"app_secret": self.config.app_secret, "verify_token": self.config.verify_token}
+            ),
+            "MISTRAL_SECRET_NAME": self.config.mistral_api_key,
+            "GRAPH_SECRET_NAME": self.config.access_token,
+        }
+
+    # ------------------------------------------------------------ use
+    @property
+    def webhook_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/webhook"
+
+    def post_webhook(
+        self, body: bytes, *, signed: bool = True, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """POST a webhook body as Meta does (X-Hub-Signature-256 with the app secret)."""
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        if signed:
+            all_headers["X-Hub-Signature-256"] = signature(body, self.config.app_secret)
+        request = urllib.request.Request(self.webhook_url, data=body, method="POST", headers=all_headers)
+        return _send(request)
+
+    def get(self, path_and_query: str) -> tuple[int, bytes]:
+        return _send(urllib.request.Request(f"http://127.0.0.1:{self.port}{path_and_query}"))
+
+    def queue_depths(self) -> dict[str, int]:
+        """Messages per queue (logical id), visible plus in flight plus delayed."""
+        assert self.topology is not None
+        depths: dict[str, int] = {}
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        for logical_id, queue in self.topology.queues.items():
+            attributes = self._sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=names)[
+                "Attributes"
+            ]
+            depths[logical_id] = sum(int(attributes.get(n, 0)) for n in names)
+        return depths
+
+    def queue_messages(self, logical_id: str) -> list[dict[str, Any]]:
+        """Peek at a queue (e.g. a dead-letter queue): receive with visibility 0, so nothing changes."""
+        assert self.topology is not None
+        url = self.topology.queue(logical_id).url
+        seen: dict[str, dict[str, Any]] = {}
+        for _ in range(10):
+            batch = self._sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0, AttributeNames=["All"]
+            ).get("Messages", [])
+            if not batch:
+                break
+            for message in batch:
+                seen.setdefault(message["MessageId"], message)
+        return list(seen.values())
+
+    def purge(self, logical_id: str) -> None:
+        assert self.topology is not None
+        self._sqs.purge_queue(QueueUrl=self.topology.queue(logical_id).url)
+
+    def busy(self) -> bool:
+        return any(runtime.in_flight for runtime in self.runtimes.values())
+
+    def idle(self) -> bool:
+        """No message on any queue (DLQs excepted) and no invocation running."""
+        depths = self.queue_depths()
+        return not self.busy() and all(
+            depth == 0 for name, depth in depths.items() if "DeadLetter" not in name
+        )
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 60, interval: float = 0.2) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise StackError(f"condition not met within {timeout} s")
+            time.sleep(interval)
+
+    def kill_worker(self, logical_id: str, wait: float = 30) -> None:
+        """Kill a worker of the function while it runs an invocation (waits for one to be busy)."""
+        runtime = self.runtimes[logical_id]
+        self.wait_until(runtime.kill_busy_worker, timeout=wait, interval=0.02)
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """Every line logged in this run so far (functions, stand-ins, HTTP API)."""
+        with self.logs.path.open(encoding="utf-8") as stream:
+            return [json.loads(line) for line in stream if line.strip()]
+
+
+def _send(request: urllib.request.Request) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
