@@ -13,8 +13,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any
 
@@ -23,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from wa_assistant.models import Recipient
 from wa_assistant.observability import metrics
+from wa_assistant.retry_after import retry_after_seconds
 
 # httpx/httpcore log requests at DEBUG; keep them quiet whatever the function's log level,
 # so that nothing about a request carrying the access token can reach the logs.
@@ -147,25 +146,6 @@ def classify_graph_error(
         fbtrace_id=error.fbtrace_id if error else None,
         retry_after=retry_after,
     )
-
-
-def retry_after_seconds(
-    value: str | None, now: Callable[[], datetime] = lambda: datetime.now(UTC)
-) -> float | None:
-    """Parse a Retry-After header: delta-seconds or an HTTP date (RFC 9110)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now()).total_seconds())
 
 
 def text_message_body(

@@ -31,14 +31,13 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from wa_assistant.prompt import ChatMessage
+from wa_assistant.retry_after import retry_after_seconds
 
 DEFAULT_BASE_URL = "https://api.mistral.ai/v1"
 DEFAULT_MODEL = "mistral-small-latest"
@@ -229,7 +228,7 @@ def classify_mistral_error(status: int | None, headers: Mapping[str, str], body:
     `body` is then a short description of the transport error.
     """
     details = _error_details(body)
-    retry_after = parse_retry_after(_header(headers, "retry-after"))
+    retry_after = retry_after_seconds(_header(headers, "retry-after"))
     if status is None:
         retryable = True
     elif 200 <= status < 300:
@@ -253,22 +252,6 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
         if key.lower() == name:
             return value
     return None
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
-    if value is None or not value.strip():
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    now = now or datetime.now(UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def _error_details(body: bytes | str) -> _ErrorDetails:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -20,7 +19,6 @@ from wa_assistant.mistral import (
     chat_completion_request,
     classify_mistral_error,
     parse_chat_completion,
-    parse_retry_after,
     reply_text,
 )
 from wa_assistant.prompt import ChatMessage
@@ -288,14 +286,6 @@ def test_retry_after_is_read_from_any_header_case() -> None:
     assert classify_mistral_error(429, {"Retry-After": "12"}, b"").retry_after == 12
     assert classify_mistral_error(429, {"retry-after": "3.5"}, b"").retry_after == 3.5
     assert classify_mistral_error(503, {}, b"").retry_after is None
-
-
-def test_retry_after_http_date() -> None:
-    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-    assert parse_retry_after("Thu, 01 Jan 2026 12:00:30 GMT", now=now) == 30
-    assert parse_retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now=now) == 0
-    assert parse_retry_after("soon", now=now) is None
-    assert parse_retry_after("-5") == 0
 
 
 # ------------------------------------------------------------------ client

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,7 +18,6 @@ from wa_assistant.graph import (
     GraphClient,
     GraphRequestFailed,
     classify_graph_error,
-    retry_after_seconds,
     text_message_body,
     typing_indicator_body,
 )
@@ -199,18 +197,6 @@ def test_phone_number_is_used_when_both_are_known() -> None:
     body = text_message_body(Recipient(wa_id="16505551234", user_id="US.1234"), "hi")
     assert body["to"] == "16505551234"
     assert "recipient" not in body
-
-
-# ------------------------------------------------------------------ Retry-After
-
-
-def test_retry_after_accepts_seconds_and_http_dates() -> None:
-    now = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
-    assert retry_after_seconds("30") == 30
-    assert retry_after_seconds("Wed, 01 Jan 2025 12:00:45 GMT", now=lambda: now) == 45
-    assert retry_after_seconds("Wed, 01 Jan 2025 11:00:00 GMT", now=lambda: now) == 0
-    assert retry_after_seconds("soon") is None
-    assert retry_after_seconds(None) is None
 
 
 # ------------------------------------------------------------------ client
