@@ -46,8 +46,12 @@ $(CHECKOV_VENV)/.synced: requirements/checkov.lock | $(UV)
 	$(UV) pip sync --quiet -p $(CHECKOV_VENV)/bin/python requirements/checkov.lock
 	touch $@
 
+# In the Lambda Python runtime already (the X-Ray SDK pulls botocore in): never bundled in the layer.
+RUNTIME_PROVIDED := boto3 botocore s3transfer urllib3 python-dateutil six
+
 lock: | $(UV) ## re-resolve every lock file (layer requirements included)
-	$(UV) pip compile --quiet --python-version 3.13 requirements/runtime.in -o requirements/runtime.lock
+	$(UV) pip compile --quiet --python-version 3.13 $(RUNTIME_PROVIDED:%=--no-emit-package %) \
+	  requirements/runtime.in -o requirements/runtime.lock
 	cp requirements/runtime.lock layers/wa_assistant/requirements.txt
 	$(UV) pip compile --quiet --python-version 3.13 requirements/dev.in -o requirements/dev.lock
 	$(UV) pip compile --quiet --python-version 3.13 requirements/sam.in -o requirements/sam.lock
