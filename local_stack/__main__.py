@@ -28,7 +28,7 @@ def banner(stack: LocalStack) -> str:
         f"  Graph   : {graph}/{parameters['GraphApiVersion']}/<phone_number_id>/messages"
         + ("  [built-in sink, prints each message]" if graph == stack.sink.base_url else ""),
         "  Secrets : app secret, verify token, access token and API key from the environment or their "
-        "local defaults (see local_stack/README.md)",
+        "local defaults (see README.md, Run it locally)",
         f"  Logs    : {stack.logs.path}",
         "  Try     : make chat   (in another terminal)",
         f"Webhook URL: {stack.webhook_url}",
