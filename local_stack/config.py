@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,16 @@ class LocalConfig:
     """MISTRAL_API_KEY was set: talk to the real API unless MISTRAL_BASE_URL says otherwise."""
     parameter_overrides: dict[str, str] = field(default_factory=dict)
     """Template parameters from the environment (MISTRAL_MODEL...) and LOCAL_PARAMETERS."""
+
+    def secret_values(self) -> dict[str, str]:
+        """The secrets' values, keyed by the variable through which each function reads the secret's name."""
+        return {
+            "WEBHOOK_SECRET_NAME": json.dumps(
+                {"app_secret": self.app_secret, "verify_token": self.verify_token}
+            ),
+            "MISTRAL_SECRET_NAME": self.mistral_api_key,
+            "GRAPH_SECRET_NAME": self.access_token,
+        }
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LocalConfig:

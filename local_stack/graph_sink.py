@@ -5,7 +5,8 @@ success shapes: a wamid for a sent message, `{"success": true}` for a read
 receipt / typing indicator (recorded apart from text messages).
 
 Control API for tests:
-    POST /_control  {"script": [{"status": 500, "times": 3}, {"code": 131047, "times": 1}], "reset": true,
+    POST /_control  {"script": [{"status": 500, "times": 3}, {"code": 131047, "times": 1, "to": "<wa_id>"}],
+                     "reset": true,
                      "access_token": "..."}
     GET  /_messages {"messages": [...accepted sends...], "receipts": [...], "attempts": [...every call...]}
 """
@@ -69,6 +70,8 @@ GRAPH_ERRORS: dict[int, tuple[int, dict[str, Any]]] = {
 class ScriptedFailure:
     status: int | None = None
     code: int | None = None
+    to: str | None = None
+    """Only a message to this recipient fails (None: the next call, read receipts included)."""
 
 
 class GraphSink:
@@ -85,8 +88,8 @@ class GraphSink:
         self._lock = threading.Lock()
         self.server: BackgroundServer | None = None
 
-    def start(self, port: int = 0) -> GraphSink:
-        self.server = BackgroundServer(_Handler, self, port)
+    def start(self, port: int = 0, host: str = "127.0.0.1") -> GraphSink:
+        self.server = BackgroundServer(_Handler, self, port, host)
         return self
 
     @property
@@ -100,12 +103,17 @@ class GraphSink:
             self.server.stop()
 
     # ------------------------------------------------------------ control
-    def script(self, status: int | None = None, code: int | None = None, times: int = 1) -> None:
-        """The next `times` calls fail: plain `status` (500) or Meta's error `code` (131047, 190, 130429)."""
+    def script(
+        self, status: int | None = None, code: int | None = None, times: int = 1, to: str | None = None
+    ) -> None:
+        """The next `times` calls fail: plain `status` (500) or Meta's error `code` (131047, 190, 130429).
+
+        With `to`, only messages to that recipient fail (typing indicators and other users' messages pass).
+        """
         if code is not None and code not in GRAPH_ERRORS:
             raise ValueError(f"no scripted body for Graph error {code}; known: {sorted(GRAPH_ERRORS)}")
         with self._lock:
-            self._script.extend(ScriptedFailure(status, code) for _ in range(times))
+            self._script.extend(ScriptedFailure(status, code, to) for _ in range(times))
 
     def clear_script(self) -> None:
         with self._lock:
@@ -122,7 +130,7 @@ class GraphSink:
         if command.get("reset"):
             self.reset()
         for step in command.get("script", []):
-            self.script(step.get("status"), step.get("code"), int(step.get("times", 1)))
+            self.script(step.get("status"), step.get("code"), int(step.get("times", 1)), step.get("to"))
         if "access_token" in command:
             self.access_token = str(command["access_token"])
 
@@ -161,8 +169,11 @@ class GraphSink:
             "phone_number_id": match["phone_number_id"],
             "body": body,
         }
+        to = body.get("to") if isinstance(body, dict) else None
         with self._lock:
-            scripted = self._script.pop(0) if self._script else None
+            scripted = next((s for s in self._script if s.to is None or s.to == to), None)
+            if scripted is not None:
+                self._script.remove(scripted)
             self._attempts.append(record)
         status, payload = self._outcome(record, authorization, body, scripted)
         record["status"] = status

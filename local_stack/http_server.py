@@ -1,4 +1,4 @@
-"""A stdlib HTTP server on 127.0.0.1 and a free port, run in a background thread."""
+"""A stdlib HTTP server on 127.0.0.1 (or a given address) and a free port, run in a background thread."""
 
 from __future__ import annotations
 
@@ -14,6 +14,11 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def reachable_host(bind_host: str) -> str:
+    """The address a local client uses for a server bound to `bind_host`."""
+    return "127.0.0.1" if bind_host in ("0.0.0.0", "") else bind_host
 
 
 class QuietHandler(BaseHTTPRequestHandler):
@@ -46,8 +51,15 @@ class QuietHandler(BaseHTTPRequestHandler):
 class BackgroundServer:
     """Serves `handler_class` until `stop()`; the handler reaches its owner through `server.owner`."""
 
-    def __init__(self, handler_class: type[BaseHTTPRequestHandler], owner: Any, port: int = 0) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler_class)
+    def __init__(
+        self,
+        handler_class: type[BaseHTTPRequestHandler],
+        owner: Any,
+        port: int = 0,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.host = host
+        self.httpd = ThreadingHTTPServer((host, port), handler_class)
         self.httpd.daemon_threads = True
         self.httpd.owner = owner  # type: ignore[attr-defined]
         self.port: int = self.httpd.server_address[1]
@@ -58,7 +70,8 @@ class BackgroundServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """Where this machine reaches the server (a wildcard bind is reached on loopback)."""
+        return f"http://{reachable_host(self.host)}:{self.port}"
 
     def stop(self) -> None:
         self.httpd.shutdown()

@@ -116,8 +116,8 @@ class MistralStandIn:
         self.server: BackgroundServer | None = None
 
     # ------------------------------------------------------------ control
-    def start(self, port: int = 0) -> MistralStandIn:
-        self.server = BackgroundServer(_Handler, self, port)
+    def start(self, port: int = 0, host: str = "127.0.0.1") -> MistralStandIn:
+        self.server = BackgroundServer(_Handler, self, port, host)
         return self
 
     @property

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -30,6 +28,7 @@ from local_stack.graph_sink import GraphSink
 from local_stack.http_server import free_port
 from local_stack.logs import LogSink
 from local_stack.mistral_standin import MistralStandIn
+from local_stack.moto_launcher import MotoServer, MotoServerError
 from local_stack.sqs_poller import SqsPoller
 from local_stack.topology import REGION, Topology, build_topology, moto_client
 from local_stack.webhooks import signature
@@ -93,7 +92,7 @@ class LocalStack:
         self.runtimes: dict[str, FunctionRuntime] = {}
         self.pollers: list[SqsPoller] = []
         self.api = ApiGateway(log=self._logger("http-api"))
-        self._moto: subprocess.Popen[bytes] | None = None
+        self._moto: MotoServer | None = None
         self.moto_url = ""
         self.topology: Topology | None = None
         self._sqs: Any = None
@@ -126,7 +125,7 @@ class LocalStack:
         overrides.setdefault("GraphApiBaseUrl", self.sink.base_url)
         clients = {name: self._client(name) for name in ("sqs", "dynamodb", "secretsmanager")}
         self._sqs = clients["sqs"]
-        self.topology = build_topology(self.template, overrides, clients, self._secret_values())
+        self.topology = build_topology(self.template, overrides, clients, self.config.secret_values())
         for logical_id, spec in self.topology.functions.items():
             environment = {
                 **{k: os.environ[k] for k in INHERITED_ENV if k in os.environ},
@@ -188,50 +187,20 @@ class LocalStack:
             poller.join(5)
         self.mistral.stop()
         self.sink.stop()
-        if self._moto is not None and self._moto.poll() is None:
-            self._moto.terminate()
-            try:
-                self._moto.wait(10)
-            except subprocess.TimeoutExpired:
-                self._moto.kill()
-                self._moto.wait()
+        if self._moto is not None:
+            self._moto.stop()
         self.logs.close()
 
     def _start_moto(self) -> None:
-        port = free_port()
-        self.moto_url = f"http://127.0.0.1:{port}"
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with (self.run_dir / "moto.log").open("wb") as moto_log:
-            self._moto = subprocess.Popen(
-                [sys.executable, "-m", "local_stack.moto_launcher", str(port)],
-                cwd=Path(__file__).resolve().parent.parent,
-                stdin=subprocess.DEVNULL,
-                stdout=moto_log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self._moto.poll() is not None:
-                raise StackError(f"moto server exited; see {self.run_dir / 'moto.log'}")
-            try:
-                with urllib.request.urlopen(f"{self.moto_url}/moto-api/", timeout=2):
-                    return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.2)
-        raise StackError("moto server did not start within 60 s")
+        self._moto = MotoServer(free_port(), self.run_dir / "moto.log")
+        self.moto_url = self._moto.url
+        try:
+            self._moto.start()
+        except MotoServerError as error:
+            raise StackError(str(error)) from error
 
     def _client(self, service: str) -> Any:
         return moto_client(service, self.moto_url)
-
-    def _secret_values(self) -> dict[str, str]:
-        """Keyed by the variable through which each function reads the secret's name."""
-        return {
-            "WEBHOOK_SECRET_NAME": json.dumps(
-                {"app_secret": self.config.app_secret, "verify_token": self.config.verify_token}
-            ),
-            "MISTRAL_SECRET_NAME": self.config.mistral_api_key,
-            "GRAPH_SECRET_NAME": self.config.access_token,
-        }
 
     # ------------------------------------------------------------ use
     @property

@@ -45,8 +45,8 @@ QUEUE_ATTRIBUTES = (
 """CloudFormation properties of AWS::SQS::Queue that are also SetQueueAttributes names."""
 
 
-def moto_client(service: str, endpoint_url: str) -> Any:
-    """A boto3 client for the local moto server, with its dummy credentials."""
+def moto_client(service: str, endpoint_url: str | None = None) -> Any:
+    """A boto3 client for the local moto server (None: moto's in-process mock), with dummy credentials."""
     return boto3.client(
         service,  # type: ignore[call-overload]
         endpoint_url=endpoint_url,

@@ -2,6 +2,9 @@
 
 Short visibility timeouts and backoff (parameter overrides, as for a deploy) keep
 fault tests within seconds; every secret is random so the log scan means something.
+The AWS services a fault test takes away reach the functions through fault proxies
+(`local_stack.fault_proxy`), which pass everything through until a test cuts one;
+their lines go to the stack's log, which the last test scans for secrets.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from local_stack import LocalStack
+from local_stack.fault_proxy import FaultProxies
 
 E2E_PARAMETERS = {
     "InboundVisibilityTimeout": "20",
@@ -20,11 +24,26 @@ E2E_PARAMETERS = {
     "MaxReceiveCount": "10",
     "MistralTimeoutSeconds": "2",
     "GraphTimeoutSeconds": "3",
+    # A warm function rereads its secret after 2 s, so an outage of Secrets Manager is felt at once.
+    "SecretsMaxAgeSeconds": "2",
 }
+PROXIED_SERVICES = {
+    "WebhookFunction": ("sqs",),
+    "AiReplyFunction": ("secretsmanager", "dynamodb"),
+    "SendReplyFunction": ("secretsmanager", "dynamodb"),
+}
+"""The (function, AWS service) pairs a test can make unavailable."""
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[LocalStack]:
+def outages() -> Iterator[FaultProxies]:
+    proxies = FaultProxies(PROXIED_SERVICES)
+    yield proxies
+    proxies.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(outages: FaultProxies) -> Iterator[LocalStack]:
     env = {
         "WHATSAPP_APP_SECRET": "e2e-app-secret-" + secrets.token_hex(12),
         "WHATSAPP_VERIFY_TOKEN": "e2e-verify-token-" + secrets.token_hex(8),
@@ -32,7 +51,10 @@ def stack() -> Iterator[LocalStack]:
         "MISTRAL_API_KEY": "e2e-mistral-key-" + secrets.token_hex(12),
         "MISTRAL_BASE_URL": "stand-in",  # the key alone would point the stack at the real API
     }
-    with LocalStack(parameters=E2E_PARAMETERS, env=env, port=0) as running:
+    with LocalStack(
+        parameters=E2E_PARAMETERS, env=env, port=0, function_env=outages.function_env()
+    ) as running:
+        outages.start(running.moto_url, log=lambda line: running.logs.emit("fault-proxy", line))
         yield running
 
 

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import secrets
+import time
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from local_stack import LocalStack
-from local_stack.webhooks import message_webhook, text_message, wamid_of
+from local_stack.webhooks import (
+    BUSINESS_ACCOUNT_ID,
+    DISPLAY_PHONE_NUMBER,
+    PHONE_NUMBER_ID,
+    message_webhook,
+    text_message,
+    wamid_of,
+)
 
 _numbers = itertools.count(1)
 QUOTED = re.compile(r'You said: "(?P<text>.*)" \(turn (?P<turn>\d+)')
@@ -53,3 +63,69 @@ def quoted_text(message: dict[str, Any]) -> str:
 def settle(stack: LocalStack, timeout: float = 60) -> None:
     """Wait until every queue is empty and no function runs."""
     stack.wait_until(stack.idle, timeout=timeout)
+
+
+def function_records(stack: LocalStack, function: str, since: int = 0) -> list[dict[str, Any]]:
+    """The Powertools JSON lines one function logged (log lines from index `since` on)."""
+    records = []
+    for line in stack.log_lines()[since:]:
+        if line["source"] != function:
+            continue
+        try:
+            record = json.loads(line["line"])
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def retries_logged(stack: LocalStack, function: str, wamids: Iterable[str], since: int = 0) -> list[int]:
+    """The `attempt` of each "Will retry" line the function logged for these wamids."""
+    wanted = set(wamids)
+    return [
+        int(r["attempt"])
+        for r in function_records(stack, function, since)
+        if r.get("message") == "Will retry" and r.get("correlation_id") in wanted
+    ]
+
+
+def emf_metrics(records: Iterable[dict[str, Any]]) -> list[tuple[str, str, dict[str, str], float]]:
+    """(namespace, metric name, dimensions, value) of every metric in Powertools' EMF lines."""
+    found = []
+    for record in records:
+        directives = record.get("_aws", {}).get("CloudWatchMetrics", [])
+        for directive in directives:
+            for dimension_set in directive.get("Dimensions", []):
+                dimensions = {name: str(record[name]) for name in dimension_set}
+                for metric in directive.get("Metrics", []):
+                    value = record[metric["Name"]]
+                    total = sum(value) if isinstance(value, list) else value
+                    found.append((directive["Namespace"], metric["Name"], dimensions, float(total)))
+    return found
+
+
+def messages_webhook(messages: list[tuple[str, dict[str, Any]]], timestamp: int | None = None) -> bytes:
+    """One webhook carrying several user messages [(wa_id, message)], as Meta batches them."""
+    when = str(int(time.time()) if timestamp is None else timestamp)
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": DISPLAY_PHONE_NUMBER, "phone_number_id": PHONE_NUMBER_ID},
+        "contacts": [
+            {"profile": {"name": "Burst"}, "wa_id": wa_id} for wa_id in dict.fromkeys(w for w, _ in messages)
+        ],
+        "messages": [{"from": wa_id, "timestamp": when, **message} for wa_id, message in messages],
+    }
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": BUSINESS_ACCOUNT_ID, "changes": [{"field": "messages", "value": value}]}],
+    }
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def replies_in_order(stack: LocalStack, sent: dict[str, list[str]]) -> None:
+    """Every wamid answered exactly once, and each user's replies quote their messages in order."""
+    replies = texts_to(stack, *sent)
+    assert Counter(r["context_message_id"] for r in replies) == Counter(w for ws in sent.values() for w in ws)
+    for user, wamids in sent.items():
+        assert [r["context_message_id"] for r in replies if r["to"] == user] == wamids
