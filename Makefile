@@ -21,7 +21,7 @@ PY := $(VENV)/bin/python
 SAM := PATH="$(PY313_BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help test lint typecheck unit e2e validate security audit build demo local chat sam-local bench lock clean
+.PHONY: help test lint typecheck unit e2e validate security build demo local chat sam-local bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'

@@ -16,14 +16,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
-from wa_assistant.models import InboundMessage, Location, Media, Sender
+from wa_assistant.models import InboundMessage
 from wa_assistant.webhook_payload import (
     MESSAGES_FIELD,
     WHATSAPP_OBJECT,
     Contact,
+    MediaContent,
     Metadata,
     ParsedWebhook,
     SkippedItem,
@@ -37,7 +39,10 @@ FLOW_SUMMARY_MAX_CHARS = 2000
 """Cap of a Flow reply summary: a form can carry many answers; the model needs the gist."""
 
 
-@dataclass(frozen=True, slots=True)
+# The reports below are built for every status and error of every webhook, so they are
+# plain slotted dataclasses: a frozen one sets each field through object.__setattr__,
+# which makes a StatusReport ~7x slower to build (2.0 µs instead of 0.3 µs).
+@dataclass(slots=True)
 class ErrorReport:
     code: int | None
     title: str | None
@@ -50,7 +55,7 @@ class ErrorReport:
         return cls(code=error.code, title=error.title, message=error.message, details=details)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StatusReport:
     """A delivery status of a message the business sent."""
 
@@ -67,7 +72,7 @@ class StatusReport:
     errors: tuple[ErrorReport, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ValueErrorReport:
     """An error Meta reports for the whole business number (`value.errors`)."""
 
@@ -75,7 +80,7 @@ class ValueErrorReport:
     error: ErrorReport
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MessageErrorReport:
     """Errors Meta attached to one user message (e.g. 131051 unsupported type)."""
 
@@ -120,12 +125,15 @@ def digest_webhook(parsed: ParsedWebhook) -> WebhookDigest:
                 continue
             if not (value.messages or value.statuses or value.errors):
                 digest.ignored.append("messages change with no messages, statuses or errors")
-            _digest_messages(digest, value.metadata, value.contacts or (), value.messages or ())
-            digest.statuses.extend(status_report(value.metadata, status) for status in value.statuses or ())
-            digest.errors.extend(
-                ValueErrorReport(value.metadata.phone_number_id, ErrorReport.of(error))
-                for error in value.errors or ()
-            )
+            if value.messages:
+                _digest_messages(digest, value.metadata, value.contacts or (), value.messages)
+            if value.statuses:
+                digest.statuses.extend(status_report(value.metadata, status) for status in value.statuses)
+            if value.errors:
+                digest.errors.extend(
+                    ValueErrorReport(value.metadata.phone_number_id, ErrorReport.of(error))
+                    for error in value.errors
+                )
     return digest
 
 
@@ -163,32 +171,45 @@ def _contact_of(message: WebhookMessage, by_identity: dict[str, Contact]) -> Con
     return None
 
 
+_validate_record: Callable[[dict[str, Any]], InboundMessage] = (
+    InboundMessage.__pydantic_validator__.validate_python
+)
+"""`InboundMessage.model_validate` without its per-call keyword handling (~0.5 µs of ~3)."""
+
+
 def inbound_message(metadata: Metadata, message: WebhookMessage, contact: Contact | None) -> InboundMessage:
-    """The inbound queue record of one user message."""
+    """The inbound queue record of one user message.
+
+    Built from one plain dict in one validation pass (sender, media and location
+    included): pydantic-core checks it faster than nested `Sender(...)`/`Media(...)`
+    calls, and faster than `model_construct` (a Python loop over every field).
+    """
     profile = contact.profile if contact else None
-    sender = Sender(
-        wa_id=message.from_ or (contact.wa_id if contact else None),
-        user_id=message.from_user_id or (contact.user_id if contact else None),
-        parent_user_id=message.from_parent_user_id or (contact.parent_user_id if contact else None),
-        profile_name=profile.name if profile else None,
-        username=profile.username if profile else None,
-    )
     context = message.context
     reaction = message.reaction if message.type == "reaction" else None
-    return InboundMessage(
-        phone_number_id=metadata.phone_number_id,
-        display_phone_number=metadata.display_phone_number,
-        sender=sender,
-        message_id=message.id,
-        timestamp=message.timestamp,
-        type=message.type,
-        text=user_text(message),
-        media=media_of(message),
-        location=location_of(message),
-        reaction_emoji=reaction.emoji if reaction else None,
-        reacted_message_id=reaction.message_id if reaction else None,
-        context_message_id=context.id if context else None,
-        forwarded=bool(context and (context.forwarded or context.frequently_forwarded)),
+    return _validate_record(
+        {
+            "phone_number_id": metadata.phone_number_id,
+            "display_phone_number": metadata.display_phone_number,
+            "sender": {
+                "wa_id": message.from_ or (contact.wa_id if contact else None),
+                "user_id": message.from_user_id or (contact.user_id if contact else None),
+                "parent_user_id": message.from_parent_user_id
+                or (contact.parent_user_id if contact else None),
+                "profile_name": profile.name if profile else None,
+                "username": profile.username if profile else None,
+            },
+            "message_id": message.id,
+            "timestamp": message.timestamp,
+            "type": message.type,
+            "text": user_text(message),
+            "media": media_of(message),
+            "location": location_of(message),
+            "reaction_emoji": reaction.emoji if reaction else None,
+            "reacted_message_id": reaction.message_id if reaction else None,
+            "context_message_id": context.id if context else None,
+            "forwarded": bool(context and (context.forwarded or context.frequently_forwarded)),
+        }
     )
 
 
@@ -244,34 +265,36 @@ _TEXT_BY_TYPE: dict[str, Callable[[WebhookMessage], str | None]] = {
 }
 
 
-def media_of(message: WebhookMessage) -> Media | None:
+def media_of(message: WebhookMessage) -> dict[str, Any] | None:
+    """The record's `media` fields (a dict: validated once, with the whole record)."""
     if message.type not in MEDIA_TYPES:
         return None
-    content = getattr(message, message.type)
+    content: MediaContent | None = getattr(message, message.type)
     if content is None:
         return None
-    return Media(
-        id=content.id,
-        mime_type=content.mime_type,
-        caption=content.caption,
-        filename=content.filename,
-        sha256=content.sha256,
-        voice=content.voice,
-        animated=content.animated,
-    )
+    return {
+        "id": content.id,
+        "mime_type": content.mime_type,
+        "caption": content.caption,
+        "filename": content.filename,
+        "sha256": content.sha256,
+        "voice": content.voice,
+        "animated": content.animated,
+    }
 
 
-def location_of(message: WebhookMessage) -> Location | None:
+def location_of(message: WebhookMessage) -> dict[str, Any] | None:
+    """The record's `location` fields (a dict: validated once, with the whole record)."""
     location = message.location
     if message.type != "location" or location is None:
         return None
-    return Location(
-        latitude=location.latitude,
-        longitude=location.longitude,
-        name=location.name,
-        address=location.address,
-        url=location.url,
-    )
+    return {
+        "latitude": location.latitude,
+        "longitude": location.longitude,
+        "name": location.name,
+        "address": location.address,
+        "url": location.url,
+    }
 
 
 def status_report(metadata: Metadata, status: WebhookStatus) -> StatusReport:

@@ -3,35 +3,29 @@
 Tolerance rules, decided once here:
 - unknown fields are ignored (`extra="ignore"`), so Meta can add fields freely;
 - message `type` is a plain string: a type that does not exist yet still parses;
-- a change whose `field` is not `messages` keeps its field name but its value is
-  not validated (other webhook fields have other shapes and are ignored later);
-- one malformed item of a list (an entry, a change, a contact, a message, a
-  status, an error) is dropped and reported as a `SkippedItem`; its siblings are
-  kept. Only a payload whose top level is unusable fails as a whole.
+- a change whose `field` is not `messages` keeps its field name but not its value
+  (other webhook fields have other shapes and are ignored later);
+- one malformed item of a list marked `DropsInvalidItems` (an entry, a change, a
+  contact, a message, a status, a value-level error) is dropped and reported as a
+  `SkippedItem`; its siblings are kept. Only a payload whose top level is unusable
+  fails as a whole.
 - duplicate JSON keys: the last one wins (JSON allows them; the signature
   already proved Meta sent the bytes, so there is no parser-differential risk).
 
-`parse_webhook` validates the raw bytes in one pass (`model_validate_json`:
-no `json.loads` + re-validation); the valid items of a list are validated a
-second time only when one of their siblings failed.
+`parse_webhook` validates the raw bytes in one pydantic-core pass
+(`model_validate_json`, no Python validator that would copy the JSON into Python
+objects). Only when that pass fails does the tolerant path run: it reads the
+error locations, drops the failing items and validates what is left once more.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, get_args, get_origin
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    ValidatorFunctionWrapHandler,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails, from_json
 
 WHATSAPP_OBJECT = "whatsapp_business_account"
 MESSAGES_FIELD = "messages"
@@ -55,41 +49,16 @@ class _Part(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
-def _drop_invalid_items(kind: str) -> Callable[[Any, ValidatorFunctionWrapHandler, ValidationInfo], Any]:
-    """A wrap validator that drops the failing items of a list and records them in the context."""
+@dataclass(frozen=True, slots=True)
+class DropsInvalidItems:
+    """Marks a list whose malformed items are dropped and reported instead of failing the parent.
 
-    def validate(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
-        skipped: list[SkippedItem] | None = (info.context or {}).get("skipped")
-        mark = len(skipped) if skipped is not None else 0
-        try:
-            return handler(value)
-        except ValidationError as error:
-            errors = error.errors(include_url=False, include_input=False, include_context=False)
-            whole_list_wrong = any(not e["loc"] or not isinstance(e["loc"][0], int) for e in errors)
-            if whole_list_wrong or not isinstance(value, list):
-                raise  # the list itself is wrong (null is allowed before we get here): fail the parent
-            problems: dict[int, list[str]] = {}
-            for e in errors:
-                index = int(e["loc"][0])
-                where = ".".join(str(part) for part in e["loc"][1:])
-                problems.setdefault(index, []).append(f"{where}: {e['type']}")
-            if skipped is not None:
-                # Items nested in the valid siblings are validated (and recorded) again below.
-                del skipped[mark:]
-                for index, item_problems in sorted(problems.items()):
-                    item = value[index]
-                    item_id = item.get("id") if isinstance(item, dict) else None
-                    skipped.append(
-                        SkippedItem(
-                            kind=kind,
-                            index=index,
-                            item_id=item_id if isinstance(item_id, str) else None,
-                            problems=tuple(item_problems),
-                        )
-                    )
-            return handler([item for index, item in enumerate(value) if index not in problems])
+    Annotation metadata rather than a field validator: a Python validator on a list
+    would run on every request and turn pydantic-core's JSON parsing into Python
+    objects first; the marker costs nothing until a payload actually fails.
+    """
 
-    return validate
+    kind: str
 
 
 # ----------------------------------------------------------------- shared parts
@@ -343,64 +312,190 @@ class MessagesValue(_Part):
 
     messaging_product: str | None = None
     metadata: Metadata
-    contacts: list[Contact] | None = None
-    messages: list[WebhookMessage] | None = None
-    statuses: list[WebhookStatus] | None = None
-    errors: list[WebhookError] | None = None
-
-    _contacts = field_validator("contacts", mode="wrap")(_drop_invalid_items("contact"))
-    _messages = field_validator("messages", mode="wrap")(_drop_invalid_items("message"))
-    _statuses = field_validator("statuses", mode="wrap")(_drop_invalid_items("status"))
-    _errors = field_validator("errors", mode="wrap")(_drop_invalid_items("error"))
+    contacts: Annotated[list[Contact] | None, DropsInvalidItems("contact")] = None
+    messages: Annotated[list[WebhookMessage] | None, DropsInvalidItems("message")] = None
+    statuses: Annotated[list[WebhookStatus] | None, DropsInvalidItems("status")] = None
+    errors: Annotated[list[WebhookError] | None, DropsInvalidItems("error")] = None
 
 
 class Change(_Part):
     field: str
     value: MessagesValue | None = None
-    """Validated only for the `messages` field; None for every other field."""
+    """Kept only for the `messages` field; None for every other field."""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _value_only_for_messages(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("field") != MESSAGES_FIELD and data.get("value") is not None:
-            return {**data, "value": None}
-        return data
+    @model_validator(mode="after")
+    def _value_only_for_messages(self) -> Change:
+        # An after validator sees the built model: no Python copy of the JSON is made.
+        if not _carries_messages_value(self.field):
+            self.value = None
+        return self
+
+
+def _carries_messages_value(field: object) -> bool:
+    """Only a `messages` change has a value of the MessagesValue shape; others are not read."""
+    return field == MESSAGES_FIELD
 
 
 class Entry(_Part):
     id: str | int | None = None
     """The WhatsApp Business Account id (not used; any scalar is accepted)."""
-    changes: list[Change] | None = None
-
-    _changes = field_validator("changes", mode="wrap")(_drop_invalid_items("change"))
+    changes: Annotated[list[Change] | None, DropsInvalidItems("change")] = None
 
 
 class WebhookPayload(_Part):
     object: str
-    entry: list[Entry] | None = None
-
-    _entry = field_validator("entry", mode="wrap")(_drop_invalid_items("entry"))
+    entry: Annotated[list[Entry] | None, DropsInvalidItems("entry")] = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParsedWebhook:
     """A parse result: the payload (None when the JSON is not a webhook at all) and what was dropped."""
 
     payload: WebhookPayload | None
-    skipped: list[SkippedItem] = field(default_factory=list)
+    skipped: tuple[SkippedItem, ...] = ()
     rejection: str | None = None
     """Why the JSON is not a webhook (no user content in it)."""
 
 
+_validate_payload_json = WebhookPayload.__pydantic_validator__.validate_json
+"""`WebhookPayload.model_validate_json` without its per-call keyword handling (~1 µs of ~10)."""
+
+
 def parse_webhook(raw: bytes) -> ParsedWebhook:
     """Validate a (signature-checked) body; raises InvalidJsonError only when it is not JSON."""
-    skipped: list[SkippedItem] = []
     try:
-        payload = WebhookPayload.model_validate_json(raw, context={"skipped": skipped})
+        return ParsedWebhook(payload=_validate_payload_json(raw))
+    except ValidationError:
+        pass  # not JSON, not a webhook, or items to drop: the tolerant path tells which
+    try:
+        document = from_json(raw)  # the parser model_validate_json uses, with the same rules
+    except ValueError as error:
+        raise InvalidJsonError(f"Invalid JSON: {error}") from None
+    return _parse_dropping_invalid_items(document)
+
+
+# ----------------------------------------------------------------- the tolerant path
+Location = tuple[str | int, ...]
+
+
+def _droppable_lists(model: type[BaseModel], path: tuple[str, ...] = ()) -> dict[tuple[str, ...], str]:
+    """Where the `DropsInvalidItems` lists are (field names from the top, indexes left out) -> item kind."""
+    found: dict[tuple[str, ...], str] = {}
+    for name, info in model.model_fields.items():
+        where = (*path, info.alias or name)
+        for marker in info.metadata:
+            if isinstance(marker, DropsInvalidItems):
+                found[where] = marker.kind
+        for nested in _models_in(info.annotation):
+            found |= _droppable_lists(nested, where)
+    return found
+
+
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    if get_origin(annotation) is None and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    for argument in get_args(annotation):
+        yield from _models_in(argument)
+
+
+DROPPABLE_LISTS = _droppable_lists(WebhookPayload)
+"""e.g. ("entry", "changes", "value", "messages") -> "message"; derived from the models' markers."""
+
+
+@dataclass(frozen=True, slots=True)
+class _FailedItem:
+    location: Location
+    """Where the item is in the document, e.g. ("entry", 0, "changes", 0, "value", "messages", 2)."""
+    kind: str
+    problem: str
+    """`where.inside.the.item: error_type`, never the input value (it may be user text)."""
+
+
+def _failed_item(loc: Location) -> _FailedItem | None:
+    """The innermost droppable item an error lies in; None when the error is outside every such item.
+
+    An error about a list itself (e.g. `messages` is not a list) lies in the item
+    that holds the list, so that item is dropped, as for any other bad field.
+    """
+    names: list[str] = []
+    found: _FailedItem | None = None
+    for position, part in enumerate(loc):
+        if isinstance(part, str):
+            names.append(part)
+        elif (kind := DROPPABLE_LISTS.get(tuple(names))) is not None:
+            found = _FailedItem(loc[: position + 1], kind, ".".join(map(str, loc[position + 1 :])))
+    return found
+
+
+def _parse_dropping_invalid_items(document: Any) -> ParsedWebhook:
+    """Drop every item an error lies in (reporting the outermost only), then validate the rest."""
+    _forget_values_of_other_fields(document)
+    try:
+        return ParsedWebhook(payload=WebhookPayload.model_validate(document))
     except ValidationError as error:
-        errors = error.errors(include_url=False, include_input=False, include_context=False)
-        if any(e["type"] == "json_invalid" for e in errors):
-            raise InvalidJsonError(errors[0]["msg"]) from None
-        problems = "; ".join(".".join(str(p) for p in e["loc"]) + f": {e['type']}" for e in errors[:5])
-        return ParsedWebhook(payload=None, rejection=f"not a webhook payload ({problems})")
+        errors = _details(error)
+    kinds: dict[Location, str] = {}
+    problems: dict[Location, list[str]] = {}
+    outside: list[ErrorDetails] = []
+    for error_details in errors:
+        item = _failed_item(error_details["loc"])
+        if item is None:
+            outside.append(error_details)
+            continue
+        kinds[item.location] = item.kind
+        problems.setdefault(item.location, []).append(f"{item.problem}: {error_details['type']}")
+    if outside:
+        return _rejected(outside)
+    dropped = [location for location in kinds if not _inside_another(location, kinds)]
+    skipped = tuple(
+        SkippedItem(
+            kind=kinds[location],
+            index=int(location[-1]),
+            item_id=_item_id(document, location),
+            problems=tuple(problems[location]),
+        )
+        for location in dropped
+    )
+    for location in sorted(dropped, reverse=True):  # later items first: earlier locations stay valid
+        del _at(document, location[:-1])[location[-1]]
+    try:
+        payload = WebhookPayload.model_validate(document)
+    except ValidationError as error:  # not expected: every failing part was just removed
+        return _rejected(_details(error))
     return ParsedWebhook(payload=payload, skipped=skipped)
+
+
+def _forget_values_of_other_fields(document: Any) -> None:
+    """What `Change` does after validation, done before it: other fields' values may have any shape."""
+    entries = document.get("entry") if isinstance(document, dict) else None
+    for entry in entries if isinstance(entries, list) else ():
+        changes = entry.get("changes") if isinstance(entry, dict) else None
+        for change in changes if isinstance(changes, list) else ():
+            if isinstance(change, dict) and not _carries_messages_value(change.get("field")):
+                change["value"] = None
+
+
+def _inside_another(location: Location, failed: dict[Location, str]) -> bool:
+    return any(location[:length] in failed for length in range(1, len(location)))
+
+
+def _at(document: Any, location: Location) -> Any:
+    node = document
+    for part in location:
+        node = node[part]
+    return node
+
+
+def _item_id(document: Any, location: Location) -> str | None:
+    item = _at(document, location)
+    item_id = item.get("id") if isinstance(item, dict) else None
+    return item_id if isinstance(item_id, str) else None
+
+
+def _details(error: ValidationError) -> list[ErrorDetails]:
+    return error.errors(include_url=False, include_input=False, include_context=False)
+
+
+def _rejected(errors: list[ErrorDetails]) -> ParsedWebhook:
+    problems = "; ".join(".".join(str(p) for p in e["loc"]) + f": {e['type']}" for e in errors[:5])
+    return ParsedWebhook(payload=None, rejection=f"not a webhook payload ({problems})")
