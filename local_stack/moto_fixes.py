@@ -34,6 +34,7 @@ def apply() -> None:  # noqa: PLR0915 - one patch, kept together so it reads as 
     if _applied:
         return
     _applied = True
+    from moto.core.utils import unix_time_millis  # noqa: PLC0415
     from moto.sqs import models  # noqa: PLC0415 - patch before the server imports the backends
 
     original_add_message = models.Queue.add_message
@@ -114,3 +115,24 @@ def apply() -> None:  # noqa: PLR0915 - one patch, kept together so it reads as 
     models.Queue.delete_message = delete_message  # type: ignore[method-assign]
     models.SQSBackend.change_message_visibility = change_message_visibility  # type: ignore[method-assign]
     models.SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
+
+    # moto asks every message for the clock (`Message.visible`/`.delayed`) each time it counts a
+    # queue's messages, and it counts them (through `Queue.attributes`) several times per message
+    # sent: sends get quadratic, 0.6 s per batch at 1,000 queued messages. Same answers, one clock read.
+    def _split(queue: Any) -> tuple[int, int, int, list[Any]]:
+        now = unix_time_millis()
+        visible: list[Any] = []
+        not_visible = delayed = 0
+        for message in queue._messages:
+            is_visible = now > message.visible_at
+            is_delayed = now < message.delayed_until
+            not_visible += not is_visible
+            delayed += is_delayed
+            if is_visible and not is_delayed:
+                visible.append(message)
+        return len(visible), not_visible, delayed, visible
+
+    models.Queue.messages = property(lambda self: _split(self)[3])  # type: ignore[method-assign,assignment]
+    models.Queue.approximate_number_of_messages = property(lambda self: _split(self)[0])  # type: ignore[method-assign,assignment]
+    models.Queue.approximate_number_of_messages_not_visible = property(lambda self: _split(self)[1])  # type: ignore[method-assign,assignment]
+    models.Queue.approximate_number_of_messages_delayed = property(lambda self: _split(self)[2])  # type: ignore[method-assign,assignment]
