@@ -4,8 +4,8 @@ Each sample is a fresh `python3.13 -I -S -B` process whose sys.path holds only t
 function's build directory, the layer's `python/` directory and a directory with
 boto3/botocore standing in for the runtime's bundled copy (plus, with tracing on,
 the X-Ray SDK when the layer does not ship it). `-B` because Lambda's /var/task and
-/opt are read-only: without .pyc files in the zip every cold start compiles the
-sources, and SAM's build ships none. Subjects and baseline run interleaved.
+/opt are read-only: only the .pyc files the build ships are used (the layer's
+build precompiles them, see layers/wa_assistant/Makefile). Subjects and baseline run interleaved.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -35,7 +34,6 @@ BASELINE = "Baseline"
 RUNTIME_DIR = ROOT / ".build" / "lambda-runtime"
 XRAY_DIR = ROOT / ".build" / "bench-xray"
 XRAY_PACKAGES = ("aws_xray_sdk", "wrapt")
-PYC_LAYER_DIR = ROOT / ".build" / "bench-layer-pyc"
 UNREACHABLE_ENDPOINT = "http://127.0.0.1:9"
 """Any AWS call at import fails at once instead of reaching AWS (and fails the sample)."""
 
@@ -97,24 +95,6 @@ def ensure_xray_dir() -> Path:
         if not link.exists():
             link.symlink_to(Path(spec.origin).parent, target_is_directory=True)
     return XRAY_DIR
-
-
-def compiled_layer_copy(layer_python: Path, interpreter: Path) -> Path:
-    """A copy of the layer with .pyc files, as `compileall --invalidation-mode unchecked-hash` would ship it.
-
-    unchecked-hash: Lambda unpacks zips with 2-second DOS timestamps, so timestamp-checked
-    .pyc files could be judged stale and recompiled on every cold start.
-    """
-    target = PYC_LAYER_DIR / "python"
-    shutil.rmtree(PYC_LAYER_DIR, ignore_errors=True)
-    shutil.copytree(layer_python, target)
-    command = [str(interpreter), "-m", "compileall", "-q", "-j", "0"]
-    subprocess.run(  # noqa: S603 - our interpreter's compileall
-        [*command, "--invalidation-mode", "unchecked-hash", str(target)],
-        check=True,
-        capture_output=True,
-    )
-    return target
 
 
 @dataclass(frozen=True)

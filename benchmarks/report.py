@@ -84,8 +84,6 @@ class Report:
     layer_top: list[tuple[str, int]]
     cold_off: dict[str, Samples]
     cold_on: dict[str, Samples]
-    cold_pyc: dict[str, Samples]
-    compiled_layer: ArtifactSize
     xray_in_layer: bool
     import_profiles: dict[str, list[tuple[str, float]]]
     warm: WarmResult
@@ -246,11 +244,6 @@ def _headline(report: Report, lines: list[cost.CostLine]) -> list[str]:
             f"| Cold start {name} (tracing on) | {fmt_ratio(ratio)} of the traced baseline | ≤ {COLD_TARGET}x | "
             f"{_met(ratio.median <= COLD_TARGET)} |"
         )
-    for name, ratio in cold_ratios(report.cold_pyc, baseline).items():
-        out.append(
-            f"| Cold start {name}, layer shipped with .pyc (suggestion, not built) | {fmt_ratio(ratio)} of the "
-            f"baseline on the same layer | ≤ {COLD_TARGET}x | {_met(ratio.median <= COLD_TARGET)} |"
-        )
     w = report.warm
     out.append(
         f"| Warm webhook request | {w.handler_us.median:.0f} µs = {fmt_ratio(w.ratio)} of HMAC + json.loads | "
@@ -317,8 +310,9 @@ def _cold_section(report: Report) -> list[str]:
         "Each sample is a fresh `python3.13 -I -S -B` process (no dev environment, no site-packages) whose "
         "`sys.path` holds only the function's `.aws-sam/build/<Function>/`, the layer's `python/` and "
         f"boto3 {report.boto3_version} installed on its own (`.build/lambda-runtime`, standing in for the runtime's "
-        "bundled copy). `-B`: Lambda's code directories are read-only and SAM ships no `.pyc`, so every cold "
-        "start compiles the layer's sources; the runtime's boto3 has its `.pyc`. Environment: the template's "
+        "bundled copy). `-B`: Lambda's code directories are read-only, so nothing is compiled at run time "
+        "beyond what the build ships: the layer's build precompiles its `.pyc` (layers/wa_assistant/Makefile), "
+        "the runtime's boto3 has its own. Environment: the template's "
         "variables resolved with dummy ids, fake credentials, `AWS_ENDPOINT_URL` pointing at a closed port (any "
         "AWS call at import would fail the sample). Import time = `perf_counter` around `import app` + handler "
         "lookup inside the child; wall = process start to exit, measured by the parent. Baseline: "
@@ -360,26 +354,6 @@ def _cold_section(report: Report) -> list[str]:
                 f"{fmt_summary(summarize(s.wall_ms))} | {s.modules[0]} | {ratio} | {met} |"
             )
         out += ["", f"{len(base.import_ms)} samples each.", ""]
-    out += [
-        "### What shipping .pyc in the layer would change (suggestion check, tracing off)",
-        "",
-        "Same measurement with a copy of the layer compiled by `python -m compileall --invalidation-mode "
-        f"unchecked-hash` (baseline on the same compiled layer); that layer is "
-        f"{_mb(report.compiled_layer.unzipped_bytes)} unzipped, {_mb(report.compiled_layer.zipped_bytes)} zipped.",
-        "",
-        "| Handler | Import + init, as built | With .pyc | Ratio to the baseline with .pyc |",
-        "|---|---|---|---|",
-    ]
-    pyc_base = report.cold_pyc["Baseline"].import_ms
-    for name, samples_pyc in report.cold_pyc.items():
-        built = summarize(report.cold_off[name].import_ms).median
-        ratio = (
-            "1 (baseline)"
-            if name == "Baseline"
-            else fmt_ratio(paired_ratios(samples_pyc.import_ms, pyc_base))
-        )
-        out.append(f"| {name} | {built:.0f} ms | {fmt_summary(summarize(samples_pyc.import_ms))} | {ratio} |")
-    out += ["", f"{len(pyc_base)} samples each.", ""]
     out += [
         "### Where import time goes (tracing off, one `-X importtime` run, self time per top-level package)",
         "",
@@ -457,7 +431,7 @@ def _size_section(report: Report) -> list[str]:
     out = [
         "## 4. Deployment size",
         "",
-        "Files of each `.aws-sam/build/<LogicalId>/` (no `__pycache__`), and a DEFLATED zip of them built in memory.",
+        "Files of each `.aws-sam/build/<LogicalId>/` (the layer with the `.pyc` its build precompiles), and a DEFLATED zip of them built in memory.",
         "",
         "| Artifact | Files | Unzipped | Zipped | Target | | boto3/botocore bundled |",
         "|---|---|---|---|---|---|---|",

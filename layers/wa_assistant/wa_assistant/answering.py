@@ -106,7 +106,7 @@ class Answerer:
         self.outbound.send(
             [
                 QueueItem(
-                    body=typing.model_dump_json(),
+                    body=typing.model_dump_json(ensure_ascii=True),
                     group_id=message.conversation_id,
                     deduplication_id=sqs_safe_id(message.message_id, "typing"),
                 )
@@ -123,7 +123,7 @@ class Answerer:
         self.outbound.send(
             [
                 QueueItem(
-                    body=reply.model_dump_json(),
+                    body=reply.model_dump_json(ensure_ascii=True),  # SQS refuses U+FFFE, U+FFFF
                     group_id=message.conversation_id,
                     deduplication_id=sqs_safe_id(message.message_id, "reply"),
                 )
