@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from local_stack.functions import FunctionRuntime, InvocationError
@@ -44,8 +44,8 @@ def _message_attribute(value: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def sqs_event(messages: list[dict[str, Any]], queue: QueueInfo) -> dict[str, Any]:
-    """The event Lambda builds from one ReceiveMessage batch."""
+def sqs_event(messages: Sequence[Mapping[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """The event Lambda builds from one ReceiveMessage batch (also used by the handler tests)."""
     return {
         "Records": [
             {
@@ -59,7 +59,7 @@ def sqs_event(messages: list[dict[str, Any]], queue: QueueInfo) -> dict[str, Any
                 "md5OfBody": m.get("MD5OfBody")
                 or hashlib.md5(m["Body"].encode(), usedforsecurity=False).hexdigest(),
                 "eventSource": "aws:sqs",
-                "eventSourceARN": queue.arn,
+                "eventSourceARN": queue_arn,
                 "awsRegion": REGION,
             }
             for m in messages
@@ -156,7 +156,7 @@ class SqsPoller:
         self.batches += 1
         batch_ids = {m["MessageId"] for m in messages}
         try:
-            result = self.runtime.invoke(sqs_event(messages, self.queue))
+            result = self.runtime.invoke(sqs_event(messages, self.queue.arn))
         except InvocationError as error:
             self.failed_invocations += 1
             self.log(

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from local_stack.sqs_poller import sqs_event
 from tests.support import FakeLambdaContext
 from wa_assistant.models import InboundMessage, Sender, outbound_action_adapter, sqs_safe_id
 
@@ -119,21 +120,7 @@ class Stack:
             MaxNumberOfMessages=10,
             MessageSystemAttributeNames=["All"],
         )
-        records = [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m["Attributes"],
-                "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": self.inbound_arn,
-                "awsRegion": REGION,
-            }
-            for m in response.get("Messages", [])
-        ]
-        return {"Records": records}
+        return sqs_event(response.get("Messages", []), self.inbound_arn)
 
     def invoke(self, module: ModuleType, event: dict[str, Any]) -> dict[str, Any]:
         """Call the handler, then delete the records it did not report, as Lambda's event source does."""

@@ -16,6 +16,7 @@ import pytest
 import respx
 from moto import mock_aws
 
+from local_stack.sqs_poller import sqs_event
 from tests.support import FakeLambdaContext, load_function
 from wa_assistant.observability import logger, metrics
 
@@ -115,22 +116,7 @@ class Stack:
         arn = self.sqs.get_queue_attributes(QueueUrl=self.outbound_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        return {
-            "Records": [
-                {
-                    "messageId": message["MessageId"],
-                    "receiptHandle": message["ReceiptHandle"],
-                    "body": message["Body"],
-                    "attributes": message["Attributes"],
-                    "messageAttributes": {},
-                    "md5OfBody": message["MD5OfBody"],
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": arn,
-                    "awsRegion": REGION,
-                }
-                for message in response.get("Messages", [])
-            ]
-        }
+        return sqs_event(response.get("Messages", []), arn)
 
     def dead_letters(self) -> list[str]:
         response = self.sqs.receive_message(QueueUrl=self.dead_letter_url, MaxNumberOfMessages=10)

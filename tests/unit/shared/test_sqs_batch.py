@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from local_stack.sqs_poller import sqs_event
 from wa_assistant.queue import MessageQueue
 from wa_assistant.sqs_batch import FifoBatch, ParkInDeadLetterQueue, RetryLater, backoff_seconds
 
@@ -73,22 +74,7 @@ def _receive_event(url: str, messages: list[tuple[str, str]]) -> dict[str, Any]:
         QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"], AttributeNames=["All"]
     )["Messages"]
     assert len(received) == len(messages)
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m["Attributes"],
-                "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": arn,
-                "awsRegion": REGION,
-            }
-            for m in received
-        ]
-    }
+    return sqs_event(received, arn)
 
 
 def _visible_bodies(url: str) -> list[str]:
