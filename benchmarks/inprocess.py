@@ -19,7 +19,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.parameters.base import BaseProvider
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 
-from wa_assistant.queue import MessageQueue
+from wa_assistant.aws.queue import MessageQueue
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -31,9 +31,9 @@ from typing import Any
 
 from benchmarks.payloads import APP_SECRET, PHONE_NUMBER_ID
 from benchmarks.stats import Summary, paired_ratios, summarize
-from wa_assistant.inbound import digest_webhook
-from wa_assistant.signature import SignatureVerdict, check_signature, expected_signature
-from wa_assistant.webhook_payload import parse_webhook
+from wa_assistant.webhook.digest import digest_webhook
+from wa_assistant.webhook.payload import parse_webhook
+from wa_assistant.webhook.signature import SignatureVerdict, check_signature, expected_signature
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from benchmarks.inprocess import (
 )
 from benchmarks.payloads import APP_SECRET, text_message
 from benchmarks.stats import Summary, paired_ratios, summarize
-from wa_assistant.signature import expected_signature
+from wa_assistant.webhook.signature import expected_signature
 
 VERIFY_TOKEN = "bench-verify-token"  # noqa: S105 - fake
 

@@ -47,7 +47,7 @@ from local_stack.services import (  # noqa: E402
     ServiceAddresses,
 )
 from local_stack.topology import REGION, moto_client  # noqa: E402
-from wa_assistant.models import (  # noqa: E402
+from wa_assistant.records import (  # noqa: E402
     InboundMessage,
     Sender,
     TextReply,

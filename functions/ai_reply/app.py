@@ -6,7 +6,7 @@ longer than Meta redelivers); outcomes map to the queue as follows:
 
 - answered / fallback / ignored / outside the 24-hour window: acknowledged;
 - model rejected the key or request (401/403/400/422): parked in the dead-letter
-  queue at once + MistralRequestRejected metric (alarmed), see wa_assistant.mistral;
+  queue at once + MistralRequestRejected metric (alarmed), see wa_assistant.model.chat;
 - transient model failure or another worker still answering: RetryLater (backoff);
 - undecodable record: parked in the dead-letter queue.
 """
@@ -30,15 +30,15 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from wa_assistant.answering import Answerer, AnswerSettings
-from wa_assistant.memory import ConversationMemory
-from wa_assistant.mistral import MistralClient, MistralError, MistralSettings
-from wa_assistant.models import InboundMessage
+from wa_assistant.aws.batch import FifoBatch, ParkInDeadLetterQueue, RetryLater
+from wa_assistant.aws.queue import MessageQueue
+from wa_assistant.aws.secrets import secret_text
+from wa_assistant.conversation.answering import Answerer, AnswerSettings
+from wa_assistant.conversation.memory import ConversationMemory
+from wa_assistant.conversation.prompt import AskModel, Ignore, SendFallback, plan_reply, within_service_window
+from wa_assistant.model.chat import MistralClient, MistralError, MistralSettings
 from wa_assistant.observability import logger, metrics, tracer
-from wa_assistant.prompt import AskModel, Ignore, SendFallback, plan_reply, within_service_window
-from wa_assistant.queue import MessageQueue
-from wa_assistant.secrets import secret_text
-from wa_assistant.sqs_batch import FifoBatch, ParkInDeadLetterQueue, RetryLater
+from wa_assistant.records import InboundMessage
 
 IDEMPOTENCY_SECONDS = 7 * 24 * 3600
 """Longer than Meta keeps redelivering an unacknowledged webhook."""

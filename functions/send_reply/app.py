@@ -16,13 +16,13 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from wa_assistant.graph import GraphClient, http_client
-from wa_assistant.models import outbound_action_adapter
+from wa_assistant.aws.batch import FifoBatch, ParkInDeadLetterQueue
+from wa_assistant.aws.queue import MessageQueue
+from wa_assistant.aws.secrets import secret_text
 from wa_assistant.observability import logger, metrics, tracer
-from wa_assistant.outbound_delivery import OutboundDelivery, idempotency_config
-from wa_assistant.queue import MessageQueue
-from wa_assistant.secrets import secret_text
-from wa_assistant.sqs_batch import FifoBatch, ParkInDeadLetterQueue
+from wa_assistant.records import outbound_action_adapter
+from wa_assistant.whatsapp.delivery import OutboundDelivery, idempotency_config
+from wa_assistant.whatsapp.graph import GraphClient, http_client
 
 GRAPH_TIMEOUT_SECONDS = float(os.environ.get("GRAPH_TIMEOUT_SECONDS", "10"))
 

@@ -22,21 +22,21 @@ from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterEr
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
-from wa_assistant.inbound import digest_webhook
-from wa_assistant.models import sqs_safe_id
+from wa_assistant.aws.queue import EnqueueError, MessageQueue, QueueItem
 from wa_assistant.observability import logger, metrics, tracer
-from wa_assistant.queue import EnqueueError, MessageQueue, QueueItem
-from wa_assistant.request_body import (
+from wa_assistant.records import sqs_safe_id
+from wa_assistant.webhook.body import (
     DEFAULT_MAX_BODY_BYTES,
     BodyTooLargeError,
     UndecodableBodyError,
     raw_body,
 )
-from wa_assistant.signature import SignatureVerdict, check_signature
-from wa_assistant.subscription import SubscriptionRefused, subscription_challenge
-from wa_assistant.webhook_credentials import WebhookSecretInvalid, load_webhook_credentials
-from wa_assistant.webhook_payload import InvalidJsonError, parse_webhook
-from wa_assistant.webhook_report import report_digest
+from wa_assistant.webhook.credentials import WebhookSecretInvalid, load_webhook_credentials
+from wa_assistant.webhook.digest import digest_webhook
+from wa_assistant.webhook.payload import InvalidJsonError, parse_webhook
+from wa_assistant.webhook.report import report_digest
+from wa_assistant.webhook.signature import SignatureVerdict, check_signature
+from wa_assistant.webhook.subscription import SubscriptionRefused, subscription_challenge
 
 SECRET_NAME = os.environ["WEBHOOK_SECRET_NAME"]
 MAX_BODY_BYTES = int(os.environ.get("MAX_WEBHOOK_BODY_BYTES") or DEFAULT_MAX_BODY_BYTES)

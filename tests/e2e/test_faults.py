@@ -23,7 +23,7 @@ from tests.e2e.helpers import (
     settle,
     texts_to,
 )
-from wa_assistant.models import TextReply, outbound_action_adapter
+from wa_assistant.records import TextReply, outbound_action_adapter
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -1,6 +1,6 @@
 """Hostile and malformed webhooks over real HTTP: never a 5xx, nothing enqueued without a valid signature.
 
-The webhook's rules (functions/webhook/app.py, wa_assistant/signature.py): 413 above
+The webhook's rules (functions/webhook/app.py, wa_assistant/webhook/signature.py): 413 above
 MaxWebhookBodyBytes, 401 for any signature header that is not exactly
 `sha256=<64 hex digits>` matching the body (hex in either case, surrounding
 whitespace ignored), 400 for a signed body that is not JSON, 200 otherwise

@@ -16,7 +16,7 @@ import httpx
 
 from local_stack.sqs_poller import sqs_event
 from tests.support import FakeLambdaContext
-from wa_assistant.models import InboundMessage, Sender, outbound_action_adapter, sqs_safe_id
+from wa_assistant.records import InboundMessage, Sender, outbound_action_adapter, sqs_safe_id
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ai_reply"
 REGION = "us-east-1"

@@ -22,7 +22,7 @@ from tests.unit.ai_reply.helpers import (
     invoke,
     ok,
 )
-from wa_assistant.models import InboundMessage, Location, Media, Recipient, TextReply, TypingIndicator
+from wa_assistant.records import InboundMessage, Location, Media, Recipient, TextReply, TypingIndicator
 
 
 def sent_chat(route: respx.Route, call: int = -1) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from wa_assistant.memory import (
+from wa_assistant.conversation.memory import (
     MIN_QUESTION_CHARS,
     ConversationMemory,
     Turn,

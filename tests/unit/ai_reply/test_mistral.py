@@ -11,7 +11,8 @@ import respx
 
 from tests.support import CORPUS
 from tests.unit.ai_reply.helpers import completion_json
-from wa_assistant.mistral import (
+from wa_assistant.conversation.prompt import ChatMessage
+from wa_assistant.model.chat import (
     ChatCompletion,
     MistralClient,
     MistralError,
@@ -21,7 +22,6 @@ from wa_assistant.mistral import (
     parse_chat_completion,
     reply_text,
 )
-from wa_assistant.prompt import ChatMessage
 
 MISTRAL_CORPUS = CORPUS / "mistral"
 needs_corpus = pytest.mark.skipif(not MISTRAL_CORPUS.is_dir(), reason="public corpus not present")

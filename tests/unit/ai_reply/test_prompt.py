@@ -7,9 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.unit.ai_reply.helpers import inbound
-from wa_assistant.memory import Turn
-from wa_assistant.models import InboundMessage, Location, Media
-from wa_assistant.prompt import (
+from wa_assistant.conversation.memory import Turn
+from wa_assistant.conversation.prompt import (
     AskModel,
     ChatMessage,
     Ignore,
@@ -19,6 +18,7 @@ from wa_assistant.prompt import (
     render_system_prompt,
     within_service_window,
 )
+from wa_assistant.records import InboundMessage, Location, Media
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from local_stack.services import ENV_JSON, ServiceAddresses
-from wa_assistant.inbound import digest_webhook
-from wa_assistant.models import InboundMessage
-from wa_assistant.webhook_payload import parse_webhook
+from wa_assistant.records import InboundMessage
+from wa_assistant.webhook.digest import digest_webhook
+from wa_assistant.webhook.payload import parse_webhook
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -12,7 +12,8 @@ import respx
 
 from tests.support import CORPUS
 from tests.unit.send_reply.conftest import graph_errors
-from wa_assistant.graph import (
+from wa_assistant.records import Recipient
+from wa_assistant.whatsapp.graph import (
     REDACTED,
     FailureKind,
     GraphClient,
@@ -21,7 +22,6 @@ from wa_assistant.graph import (
     text_message_body,
     typing_indicator_body,
 )
-from wa_assistant.models import Recipient
 
 GRAPH_CORPUS = CORPUS / "graph"
 needs_corpus = pytest.mark.skipif(not GRAPH_CORPUS.is_dir(), reason="public corpus not present")

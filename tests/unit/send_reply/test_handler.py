@@ -20,7 +20,7 @@ from tests.unit.send_reply.conftest import (
     graph_errors,
     invoke,
 )
-from wa_assistant.models import Recipient, TextReply, TypingIndicator
+from wa_assistant.records import Recipient, TextReply, TypingIndicator
 
 WAMID = "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTdCNTg5RjY1MEMyRjlGMjRGNgA="
 WA_ID = "16505551234"

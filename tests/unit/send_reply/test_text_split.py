@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wa_assistant.text_split import WHATSAPP_TEXT_LIMIT, is_cut_allowed, split_text
+from wa_assistant.whatsapp.text_split import WHATSAPP_TEXT_LIMIT, is_cut_allowed, split_text
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # man ZWJ woman ZWJ girl: 5 code points, 1 grapheme
 THUMBS_MEDIUM = "\U0001f44d\U0001f3fd"  # thumbs up + skin tone modifier

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from local_stack.sqs_poller import sqs_event
-from wa_assistant.queue import MessageQueue
-from wa_assistant.sqs_batch import FifoBatch, ParkInDeadLetterQueue, RetryLater, backoff_seconds
+from wa_assistant.aws.batch import FifoBatch, ParkInDeadLetterQueue, RetryLater, backoff_seconds
+from wa_assistant.aws.queue import MessageQueue
 
 REGION = "us-east-1"
 

@@ -17,7 +17,7 @@ from moto import mock_aws
 
 from tests.support import FakeLambdaContext, load_function
 from wa_assistant.observability import logger, metrics
-from wa_assistant.signature import expected_signature
+from wa_assistant.webhook.signature import expected_signature
 
 REGION = "us-east-1"
 APP_SECRET = "local-app-secret"

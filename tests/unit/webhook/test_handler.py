@@ -17,7 +17,7 @@ from tests.unit.webhook.harness import (
     WebhookHarness,
     make_harness,
 )
-from wa_assistant.models import InboundMessage
+from wa_assistant.records import InboundMessage
 
 FIXTURES = ROOT / "tests" / "fixtures" / "webhook"
 EVENTS = ROOT / "events"
@@ -157,7 +157,7 @@ def test_base64_bodies_are_verified_over_the_decoded_bytes(webhook: WebhookHarne
 
 def test_header_name_is_case_insensitive(webhook: WebhookHarness) -> None:
     raw = text_webhook("wamid.CASE")
-    from wa_assistant.signature import expected_signature  # noqa: PLC0415
+    from wa_assistant.webhook.signature import expected_signature  # noqa: PLC0415
 
     response = webhook.post(
         raw, signature=None, headers={"X-Hub-Signature-256": expected_signature(APP_SECRET, raw)}
@@ -214,7 +214,7 @@ def test_unsigned_or_wrongly_signed_webhooks_are_401_and_never_enqueued(
 
 
 def test_a_signature_made_with_another_secret_is_401(webhook: WebhookHarness) -> None:
-    from wa_assistant.signature import expected_signature  # noqa: PLC0415
+    from wa_assistant.webhook.signature import expected_signature  # noqa: PLC0415
 
     raw = text_webhook("wamid.EVIL")
     response = webhook.post(raw, signature=expected_signature("not-the-secret", raw))

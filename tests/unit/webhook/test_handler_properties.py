@@ -22,9 +22,9 @@ from tests.unit.webhook.harness import (
     http_event,
     make_harness,
 )
-from wa_assistant.models import InboundMessage
 from wa_assistant.observability import logger, metrics
-from wa_assistant.signature import expected_signature
+from wa_assistant.records import InboundMessage
+from wa_assistant.webhook.signature import expected_signature
 
 PROPERTY_SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

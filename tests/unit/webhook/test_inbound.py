@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from tests.support import CORPUS, ROOT
-from wa_assistant.inbound import WebhookDigest, digest_webhook, flow_reply_summary
-from wa_assistant.models import InboundMessage, Location, Media
-from wa_assistant.webhook_payload import InvalidJsonError, parse_webhook
+from wa_assistant.records import InboundMessage, Location, Media
+from wa_assistant.webhook.digest import WebhookDigest, digest_webhook, flow_reply_summary
+from wa_assistant.webhook.payload import InvalidJsonError, parse_webhook
 
 FIXTURES = ROOT / "tests" / "fixtures" / "webhook"
 WEBHOOKS = CORPUS / "webhooks"

@@ -13,8 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.support import CORPUS
-from wa_assistant.request_body import BodyTooLargeError, UndecodableBodyError, raw_body
-from wa_assistant.signature import SignatureVerdict, check_signature, expected_signature, verify_signature
+from wa_assistant.webhook.body import BodyTooLargeError, UndecodableBodyError, raw_body
+from wa_assistant.webhook.signature import (
+    SignatureVerdict,
+    check_signature,
+    expected_signature,
+    verify_signature,
+)
 
 SECRET = "test_app_secret"
 

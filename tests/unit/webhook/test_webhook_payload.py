@@ -10,8 +10,8 @@ import pytest
 from pydantic_core import from_json
 
 from tests.support import CORPUS, ROOT
-from wa_assistant import webhook_payload
-from wa_assistant.webhook_payload import DROPPABLE_LISTS, SkippedItem, parse_webhook
+from wa_assistant.webhook import payload as webhook_payload
+from wa_assistant.webhook.payload import DROPPABLE_LISTS, SkippedItem, parse_webhook
 
 FIXTURES = ROOT / "tests" / "fixtures" / "webhook"
 

@@ -29,8 +29,8 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from wa_assistant.aws.queue import MessageQueue, QueueItem, sqs_client
 from wa_assistant.observability import logger, metrics
-from wa_assistant.queue import MessageQueue, QueueItem, sqs_client
 
 MAX_BACKOFF_SECONDS = 900
 """Upper bound of one backoff; SQS allows up to 12 hours but a chat can't wait that long."""

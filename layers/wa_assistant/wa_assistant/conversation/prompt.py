@@ -29,8 +29,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from wa_assistant.memory import Turn, fit_to_budget
-from wa_assistant.models import InboundMessage, Location
+from wa_assistant.conversation.memory import Turn, fit_to_budget
+from wa_assistant.records import InboundMessage, Location
 
 TEXT_TYPES = frozenset({"text", "button", "interactive"})
 CAPTIONED_MEDIA_NOTES = {

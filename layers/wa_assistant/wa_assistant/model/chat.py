@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from wa_assistant.prompt import ChatMessage
+from wa_assistant.conversation.prompt import ChatMessage
 from wa_assistant.retry_after import retry_after_seconds
 
 DEFAULT_BASE_URL = "https://api.mistral.ai/v1"

@@ -20,12 +20,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from wa_assistant.memory import ConversationMemory, Turn, remember
-from wa_assistant.mistral import ChatCompletion
-from wa_assistant.models import InboundMessage, Recipient, TextReply, TypingIndicator, sqs_safe_id
+from wa_assistant.aws.queue import MessageQueue, QueueItem
+from wa_assistant.conversation.memory import ConversationMemory, Turn, remember
+from wa_assistant.conversation.prompt import (
+    AskModel,
+    ChatMessage,
+    SendFallback,
+    build_chat_messages,
+    render_system_prompt,
+)
+from wa_assistant.model.chat import ChatCompletion
 from wa_assistant.observability import logger, metrics
-from wa_assistant.prompt import AskModel, ChatMessage, SendFallback, build_chat_messages, render_system_prompt
-from wa_assistant.queue import MessageQueue, QueueItem
+from wa_assistant.records import InboundMessage, Recipient, TextReply, TypingIndicator, sqs_safe_id
 
 Outcome = Literal["answered", "fallback"]
 

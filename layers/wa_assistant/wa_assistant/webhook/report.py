@@ -12,8 +12,8 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from wa_assistant.inbound import StatusReport, WebhookDigest
 from wa_assistant.observability import logger, metrics
+from wa_assistant.webhook.digest import StatusReport, WebhookDigest
 
 STATUS_METRICS = {
     "sent": "StatusSent",

@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from wa_assistant.models import InboundMessage
-from wa_assistant.webhook_payload import (
+from wa_assistant.records import InboundMessage
+from wa_assistant.webhook.payload import (
     MESSAGES_FIELD,
     WHATSAPP_OBJECT,
     Contact,

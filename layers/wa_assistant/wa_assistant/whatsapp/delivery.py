@@ -23,7 +23,10 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyPersistenceLayerError,
 )
 
-from wa_assistant.graph import (
+from wa_assistant.aws.batch import ParkInDeadLetterQueue, RetryLater
+from wa_assistant.observability import logger, metrics
+from wa_assistant.records import TextReply, TypingIndicator
+from wa_assistant.whatsapp.graph import (
     FailureKind,
     GraphClient,
     GraphFailure,
@@ -31,10 +34,7 @@ from wa_assistant.graph import (
     text_message_body,
     typing_indicator_body,
 )
-from wa_assistant.models import TextReply, TypingIndicator
-from wa_assistant.observability import logger, metrics
-from wa_assistant.sqs_batch import ParkInDeadLetterQueue, RetryLater
-from wa_assistant.text_split import WHATSAPP_TEXT_LIMIT, split_text
+from wa_assistant.whatsapp.text_split import WHATSAPP_TEXT_LIMIT, split_text
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from wa_assistant.models import Recipient
 from wa_assistant.observability import metrics
+from wa_assistant.records import Recipient
 from wa_assistant.retry_after import retry_after_seconds
 
 # httpx/httpcore log requests at DEBUG; keep them quiet whatever the function's log level,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from wa_assistant.secrets import secret_fields
+from wa_assistant.aws.secrets import secret_fields
 
 
 class WebhookSecretInvalid(Exception):  # noqa: N818 - it names the misconfiguration
