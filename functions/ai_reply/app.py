@@ -52,7 +52,10 @@ TIME_NEEDED_FOR_MODEL_MS = (
 ) * 1000
 """A model call that cannot finish before the invocation ends is not started (see handle_record)."""
 
-batch = FifoBatch(dead_letter_queue=MessageQueue(os.environ["DEAD_LETTER_QUEUE_URL"]))
+batch = FifoBatch(
+    source_queue_url=os.environ["SOURCE_QUEUE_URL"],
+    dead_letter_queue=MessageQueue(os.environ["DEAD_LETTER_QUEUE_URL"]),
+)
 answerer = Answerer(
     settings=AnswerSettings.from_env(),
     outbound=MessageQueue(os.environ["OUTBOUND_QUEUE_URL"]),

@@ -44,7 +44,10 @@ delivery = OutboundDelivery(
     quote_inbound_message=os.environ.get("QUOTE_INBOUND_MESSAGE", "true").lower() == "true",
     seconds_per_call=GRAPH_TIMEOUT_SECONDS,
 )
-batch = FifoBatch(dead_letter_queue=MessageQueue(os.environ["DEAD_LETTER_QUEUE_URL"]))
+batch = FifoBatch(
+    source_queue_url=os.environ["SOURCE_QUEUE_URL"],
+    dead_letter_queue=MessageQueue(os.environ["DEAD_LETTER_QUEUE_URL"]),
+)
 
 
 def _loose_correlation_id(body: str) -> str | None:

@@ -68,6 +68,7 @@ def stack(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Stac
         )
         monkeypatch.setenv("OUTBOUND_QUEUE_URL", outbound_url)
         monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", dlq_url)
+        monkeypatch.setenv("SOURCE_QUEUE_URL", inbound_url)
         yield Stack(
             sqs=sqs,
             dynamodb=dynamodb,

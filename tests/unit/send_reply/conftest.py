@@ -162,6 +162,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             BillingMode="PAY_PER_REQUEST",
         )
         monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", dead_letter_url)
+        monkeypatch.setenv("SOURCE_QUEUE_URL", outbound_url)
         yield Stack(sqs=sqs, outbound_url=outbound_url, dead_letter_url=dead_letter_url)
 
 

@@ -92,7 +92,7 @@ def test_failure_skips_the_rest_of_its_conversation_only(queues: dict[str, str])
             raise RetryLater("rate limited", retry_after=0)
         handled.append(record.body)
 
-    batch = FifoBatch(dead_letter_queue=MessageQueue(queues["dlq"]), base_delay=0)
+    batch = FifoBatch(queues["source"], MessageQueue(queues["dlq"]), base_delay=0)
     response = batch.process(event, None, handler)
 
     failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
@@ -107,7 +107,7 @@ def test_retry_later_shortens_visibility_for_the_whole_conversation(queues: dict
     def handler(record: SQSRecord) -> None:
         raise RetryLater("server error", retry_after=1)
 
-    batch = FifoBatch(dead_letter_queue=MessageQueue(queues["dlq"]), base_delay=0)
+    batch = FifoBatch(queues["source"], MessageQueue(queues["dlq"]), base_delay=0)
     batch.process(event, None, handler)
 
     # Without the shortened visibility (360 s) nothing would come back this soon.
@@ -126,7 +126,7 @@ def test_park_moves_the_record_to_the_dead_letter_queue_and_acknowledges_it(queu
         if record.body == "poison":
             raise ParkInDeadLetterQueue("bad key")
 
-    batch = FifoBatch(dead_letter_queue=MessageQueue(queues["dlq"]), base_delay=0)
+    batch = FifoBatch(queues["source"], MessageQueue(queues["dlq"]), base_delay=0)
     response = batch.process(event, None, handler)
 
     assert response["batchItemFailures"] == []
@@ -139,7 +139,7 @@ def test_every_record_failing_is_reported_not_raised(queues: dict[str, str]) -> 
     def handler(record: SQSRecord) -> None:
         raise ValueError("unexpected")
 
-    batch = FifoBatch(dead_letter_queue=MessageQueue(queues["dlq"]), base_delay=0)
+    batch = FifoBatch(queues["source"], MessageQueue(queues["dlq"]), base_delay=0)
     response = batch.process(event, None, handler)
 
     assert len(response["batchItemFailures"]) == 2

@@ -68,13 +68,6 @@ def backoff_seconds(
     return max(0, min(int(delay + 0.5), int(cap)))
 
 
-def queue_url_from_arn(arn: str, client: Any) -> str:
-    """The queue URL for an eventSourceARN, as the configured endpoint spells it."""
-    _, _, _, _, account, name = arn.split(":", 5)
-    url: str = client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
-    return url
-
-
 @dataclass
 class _Outcome:
     retry_after: float | None
@@ -108,9 +101,10 @@ class _BackoffFifoProcessor(SqsFifoPartialProcessor):
 class FifoBatch:
     """Processes one SQS FIFO event with backoff on failure and parking of hopeless records."""
 
+    source_queue_url: str
+    """The queue the event source mapping reads (from the environment: no sqs:GetQueueUrl needed)."""
     dead_letter_queue: MessageQueue
     base_delay: float = field(default_factory=lambda: float(os.environ.get("RETRY_BASE_SECONDS", "10")))
-    _queue_urls: dict[str, str] = field(default_factory=dict)
     _client: Any = None
 
     @property
@@ -176,22 +170,21 @@ class FifoBatch:
                 "Will retry",
                 extra={"reason": outcome.reason, "attempt": attempt, "retry_in_seconds": delay},
             )
-        entries_by_queue: dict[str, list[dict[str, Any]]] = {}
+        entries: list[dict[str, Any]] = []
         for record in records:
             if record.message_id not in failed_ids:
                 continue
+            if record.event_source_arn.rsplit(":", 1)[-1] != self.source_queue_url.rsplit("/", 1)[-1]:
+                logger.error(
+                    "Record from an unexpected queue; it returns after that queue's visibility timeout",
+                    extra={"event_source_arn": record.event_source_arn},
+                )
+                continue
             delay = group_delay.get(record.attributes.message_group_id or "", int(self.base_delay))
-            entries = entries_by_queue.setdefault(record.event_source_arn, [])
-            entries.append(
-                {"Id": str(len(entries)), "ReceiptHandle": record.receipt_handle, "VisibilityTimeout": delay}
-            )
-        for arn, entries in entries_by_queue.items():
-            url = self._queue_urls.get(arn)
-            if url is None:
-                url = self._queue_urls[arn] = queue_url_from_arn(arn, self.client)
-            for start in range(0, len(entries), 10):
-                chunk = [{**entry, "Id": str(i)} for i, entry in enumerate(entries[start : start + 10])]
-                try:
-                    self.client.change_message_visibility_batch(QueueUrl=url, Entries=chunk)
-                except Exception:  # the records still come back, after the queue's own visibility timeout
-                    logger.exception("Could not shorten the visibility of failed records")
+            entries.append({"ReceiptHandle": record.receipt_handle, "VisibilityTimeout": delay})
+        for start in range(0, len(entries), 10):
+            chunk = [{**entry, "Id": str(i)} for i, entry in enumerate(entries[start : start + 10])]
+            try:
+                self.client.change_message_visibility_batch(QueueUrl=self.source_queue_url, Entries=chunk)
+            except Exception:  # the records still come back, after the queue's own visibility timeout
+                logger.exception("Could not shorten the visibility of failed records")
