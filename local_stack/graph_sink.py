@@ -66,6 +66,58 @@ GRAPH_ERRORS: dict[int, tuple[int, dict[str, Any]]] = {
 """Meta's error bodies (shapes as in Meta's error-codes reference) and their HTTP statuses."""
 
 
+def _meta_error(status: int, code: int, title: str, details: str) -> tuple[int, dict[str, Any]]:
+    """An error body in the shape of Meta's reference ("(#code) title" message, error_data.details)."""
+    return status, {
+        "message": f"(#{code}) {title}",
+        "type": "OAuthException",
+        "code": code,
+        "error_data": {"messaging_product": "whatsapp", "details": details},
+        "fbtrace_id": f"LocalSinkTrace{code}",
+    }
+
+
+_PERMISSION_DETAILS = "Permission is either not granted or has been removed."
+# Authorization and account-level errors, with the HTTP status Meta's error-codes reference gives.
+GRAPH_ERRORS.update(
+    {
+        10: _meta_error(403, 10, "Permission Denied", _PERMISSION_DETAILS),
+        200: _meta_error(403, 200, "API Permission", _PERMISSION_DETAILS),
+        368: _meta_error(
+            403,
+            368,
+            "Temporarily blocked for policies violations",
+            "The WhatsApp Business Account associated with the app has been restricted or disabled "
+            "for violating a platform policy.",
+        ),
+        130497: _meta_error(
+            403,
+            130497,
+            "Business account is restricted from messaging users in this country",
+            "The WhatsApp Business Account is restricted from messaging users in certain countries.",
+        ),
+        131031: _meta_error(
+            403,
+            131031,
+            "Business Account locked",
+            "The WhatsApp Business Account associated with the app has been restricted or disabled.",
+        ),
+        131042: _meta_error(
+            400,
+            131042,
+            "Business eligibility payment issue",
+            "Message failed to send because there were one or more errors related to your payment method.",
+        ),
+        133010: _meta_error(
+            400,
+            133010,
+            "Phone number Not Registered",
+            "Phone number not registered on the WhatsApp Business Platform.",
+        ),
+    }
+)
+
+
 @dataclass
 class ScriptedFailure:
     status: int | None = None
@@ -106,7 +158,7 @@ class GraphSink:
     def script(
         self, status: int | None = None, code: int | None = None, times: int = 1, to: str | None = None
     ) -> None:
-        """The next `times` calls fail: plain `status` (500) or Meta's error `code` (131047, 190, 130429).
+        """The next `times` calls fail: plain `status` (500) or Meta's error `code` (any of GRAPH_ERRORS).
 
         With `to`, only messages to that recipient fail (typing indicators and other users' messages pass).
         """

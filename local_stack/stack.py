@@ -252,8 +252,18 @@ class LocalStack:
         return list(seen.values())
 
     def purge(self, logical_id: str) -> None:
+        """Delete every visible message of a queue (e.g. a dead-letter queue after a test).
+
+        Received and deleted rather than PurgeQueue: SQS allows one PurgeQueue per queue a
+        minute, and tests one after another park and clear messages more often than that.
+        """
         assert self.topology is not None
-        self._sqs.purge_queue(QueueUrl=self.topology.queue(logical_id).url)
+        url = self.topology.queue(logical_id).url
+        while batch := self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            self._sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+            )
 
     def busy(self) -> bool:
         return any(runtime.in_flight for runtime in self.runtimes.values())

@@ -138,17 +138,28 @@ def test_graph_131047_is_counted_and_never_retried(stack: LocalStack) -> None:
     assert set(stack.queue_depths().values()) == {0}
 
 
-def test_graph_190_raises_the_alarm_metric_and_parks_the_reply(stack: LocalStack) -> None:
-    namespace, metric, dimensions = _alarm_metric("GraphAuthFailureAlarm")
+@pytest.mark.parametrize(
+    ("code", "status", "alarm"),
+    [
+        (190, 401, "GraphAuthFailureAlarm"),  # expired token
+        (10, 403, "GraphAuthFailureAlarm"),  # permission removed
+        (131031, 403, "GraphAccountBlockedAlarm"),  # account locked
+        (131042, 400, "GraphAccountBlockedAlarm"),  # payment issue
+    ],
+)
+def test_graph_auth_and_account_errors_raise_the_alarm_metric_and_park_the_reply(
+    stack: LocalStack, code: int, status: int, alarm: str
+) -> None:
+    namespace, metric, dimensions = _alarm_metric(alarm)
     user = new_user()
-    stack.sink.script(code=190, to=user)
+    stack.sink.script(code=code, to=user)
     since = len(stack.log_lines())
-    wamid, _ = send_text(stack, user, f"token expired {user}")
+    wamid, _ = send_text(stack, user, f"cannot send {code} {user}")
     try:
         stack.wait_until(lambda: stack.queue_depths()["OutboundDeadLetterQueue"] == 1)
         settle(stack)
 
-        assert [a["status"] for a in _text_attempts_to(stack, user)] == [401]  # no retry
+        assert [a["status"] for a in _text_attempts_to(stack, user)] == [status]  # no retry
         assert texts_to(stack, user) == []
         alarmed = [
             m for m in emf_metrics(function_records(stack, "SendReplyFunction", since)) if m[1] == metric

@@ -163,6 +163,29 @@ def graph_auth_alarms(template: Template) -> list[str]:
     ]
 
 
+def send_metric_alarms(template: Template, metric: str) -> list[str]:
+    """Alarms on `metric` as the send function emits it (the rule of `graph_auth_alarms`, any metric)."""
+    namespace = template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+    send = template["Resources"]["SendReplyFunction"]["Properties"]["Environment"]["Variables"]
+    dimensions = [{"Name": "service", "Value": send["POWERTOOLS_SERVICE_NAME"]}]
+    return [
+        name
+        for name, alarm in resources(template, "AWS::CloudWatch::Alarm").items()
+        if alarm["Properties"].get("Namespace") == namespace
+        and alarm["Properties"].get("MetricName") == metric
+        and alarm["Properties"].get("Dimensions") == dimensions
+        and alarm["Properties"].get("ComparisonOperator") == "GreaterThanThreshold"
+        and alarm["Properties"].get("Threshold") == 0
+    ]
+
+
+def test_graph_account_blocked_alarm_watches_what_the_send_function_emits(template: Template) -> None:
+    assert send_metric_alarms(template, "GraphAccountBlocked") == ["GraphAccountBlockedAlarm"]
+    broken = copy.deepcopy(template)
+    broken["Resources"]["GraphAccountBlockedAlarm"]["Properties"]["MetricName"] = "GraphAuthFailed"
+    assert send_metric_alarms(broken, "GraphAccountBlocked") == []
+
+
 # ----------------------------------------------------------------- the real template
 def test_no_iam_statement_grants_every_resource(template: Template) -> None:
     assert wildcard_resources(template) == []

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from typing import Any
 
 import httpx
 import pytest
 import respx
 
-from tests.support import CORPUS
+from local_stack.graph_sink import GRAPH_ERRORS
+from tests.support import CORPUS, ROOT
 from tests.unit.send_reply.conftest import graph_errors
 from wa_assistant.records import Recipient
 from wa_assistant.whatsapp.graph import (
+    GRAPH_ERROR_KINDS,
     REDACTED,
     FailureKind,
     GraphClient,
@@ -46,9 +49,16 @@ EXPECTED_KIND = {
     "131048": FailureKind.PERMANENT,
     "100": FailureKind.PERMANENT,
     "131051": FailureKind.PERMANENT,
-    "368": FailureKind.PERMANENT,
-    "131031": FailureKind.PERMANENT,
+    "0": FailureKind.AUTH,
+    "3": FailureKind.AUTH,  # under an HTTP 500, as Meta documents it: the code decides, not the status
+    "10": FailureKind.AUTH,
     "190": FailureKind.AUTH,
+    "200": FailureKind.AUTH,
+    "368": FailureKind.ACCOUNT_BLOCKED,
+    "130497": FailureKind.ACCOUNT_BLOCKED,
+    "131031": FailureKind.ACCOUNT_BLOCKED,
+    "131042": FailureKind.ACCOUNT_BLOCKED,
+    "133010": FailureKind.ACCOUNT_BLOCKED,
     "1": FailureKind.TRANSIENT,
     "2": FailureKind.TRANSIENT,
     "4": FailureKind.TRANSIENT,
@@ -85,7 +95,8 @@ def test_code_decides_over_status_and_message_text_is_ignored() -> None:
         (502, None, FailureKind.TRANSIENT),
         (503, '{"error": {"truncated', FailureKind.TRANSIENT),
         (401, "Unauthorized", FailureKind.AUTH),
-        (403, '{"error": {"message": "(#10) Permission denied", "code": 10}}', FailureKind.PERMANENT),
+        (403, "Forbidden", FailureKind.AUTH),
+        (403, '{"error": {"message": "(#131005) Access denied", "code": 131005}}', FailureKind.AUTH),
         (404, "", FailureKind.PERMANENT),
         (400, '{"error": {"message": "unknown", "code": 999999}}', FailureKind.PERMANENT),
         (None, None, FailureKind.TRANSIENT),
@@ -93,6 +104,47 @@ def test_code_decides_over_status_and_message_text_is_ignored() -> None:
 )
 def test_status_decides_when_no_known_code(status: int | None, body: str | None, kind: FailureKind) -> None:
     assert classify_graph_error(status, body).kind is kind
+
+
+@pytest.mark.parametrize("code", [200, 250, 299])
+def test_the_whole_api_permission_range_is_an_authorization_problem(code: int) -> None:
+    body = json.dumps({"error": {"message": f"(#{code}) Permissions error", "code": code}})
+    assert classify_graph_error(400, body).kind is FailureKind.AUTH
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "kind"),
+    [
+        (368, 403, FailureKind.ACCOUNT_BLOCKED),  # not the 403 = authorization rule
+        (131031, 403, FailureKind.ACCOUNT_BLOCKED),
+        (131047, 403, FailureKind.PERMANENT),
+        (131042, 500, FailureKind.ACCOUNT_BLOCKED),  # not the 5xx = transient rule
+    ],
+)
+def test_a_listed_code_decides_over_the_status(code: int, status: int, kind: FailureKind) -> None:
+    body = json.dumps({"error": {"message": "whatever", "code": code}})
+    assert classify_graph_error(status, body).kind is kind
+
+
+README_OUTCOME_OF_KIND = {
+    FailureKind.TRANSIENT: "retried through SQS",
+    FailureKind.PERMANENT: "`GraphSendRejected`",
+    FailureKind.AUTH: "`GraphAuthFailed`",
+    FailureKind.ACCOUNT_BLOCKED: "`GraphAccountBlocked`",
+}
+
+
+def test_every_listed_code_is_documented_with_its_outcome_in_the_readme_failure_table() -> None:
+    documented: dict[int, list[FailureKind]] = {}
+    for row in (ROOT / "README.md").read_text().splitlines():
+        if not row.startswith("| Send |"):
+            continue
+        _, failure, outcome = (cell.strip() for cell in row.strip().strip("|").split("|"))
+        kinds = [kind for kind, marker in README_OUTCOME_OF_KIND.items() if marker in outcome]
+        for code in re.findall(r"\b\d+\b", failure):
+            documented.setdefault(int(code), []).extend(kinds)
+    listed = {code: [kind] for code, kind in GRAPH_ERROR_KINDS.items() if not 200 <= code <= 299}
+    assert {code: documented.get(code) for code in listed} == listed
 
 
 def test_retry_after_is_kept() -> None:
@@ -147,6 +199,21 @@ def test_public_error_examples_are_classified(name: str, status: int, body: dict
     assert failure.subcode == error.get("error_subcode")
     assert failure.fbtrace_id == error["fbtrace_id"]
     assert failure.details == error.get("error_data", {}).get("details")
+
+
+@needs_corpus
+@pytest.mark.parametrize("code", sorted(GRAPH_ERRORS))
+def test_the_local_graph_sink_answers_each_scripted_code_as_meta_documents_it(code: int) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    spec = corpus_json("openapi_messages_and_webhooks_subset.json")
+    status, error = GRAPH_ERRORS[code]
+    body = {"error": error}
+    jsonschema.Draft202012Validator(
+        {**spec["components"]["schemas"]["GraphAPIError"], "components": spec["components"]}
+    ).validate(body)
+    failure = classify_graph_error(status, json.dumps(body))
+    assert failure.code == code
+    assert failure.kind is GRAPH_ERROR_KINDS[code]
 
 
 # ------------------------------------------------------------------ request bodies

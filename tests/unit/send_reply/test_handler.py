@@ -220,17 +220,24 @@ def test_typing_indicator_failure_does_not_block_the_reply(
     assert counts["RepliesSent"] == 1
 
 
-def test_typing_indicator_auth_failure_alarms_but_is_acknowledged(
-    app: ModuleType, stack: Stack, graph: respx.MockRouter, output: Output
+@pytest.mark.parametrize(
+    ("code", "metric"),
+    [("190", "GraphAuthFailed"), ("10", "GraphAuthFailed"), ("131042", "GraphAccountBlocked")],
+)
+def test_typing_indicator_auth_or_account_failure_alarms_but_is_acknowledged(  # noqa: PLR0917 - fixtures
+    app: ModuleType, stack: Stack, graph: respx.MockRouter, output: Output, code: str, metric: str
 ) -> None:
-    graph.post(MESSAGES_URL).mock(return_value=graph_error("190"))
+    graph.post(MESSAGES_URL).mock(return_value=graph_error(code))
     stack.enqueue(typing())
 
     response = invoke(app, stack.receive_event())
 
     assert response == {"batchItemFailures": []}
-    assert stack.dead_letters() == []
-    assert output.metrics()["GraphAuthFailed"] == 1
+    assert stack.dead_letters() == []  # best-effort: never parked
+    counts = output.metrics()
+    assert counts[metric] == 1
+    assert counts["TypingIndicatorFailed"] == 1
+    assert counts["MessagesParked"] == 0
 
 
 # ------------------------------------------------------------------ transient failures
@@ -328,7 +335,7 @@ def test_too_little_time_left_hands_the_record_back_without_calling_graph(
 # ------------------------------------------------------------------ permanent failures
 
 
-@pytest.mark.parametrize("code", ["131047", "131026", "131048", "100", "131051", "368", "131031"])
+@pytest.mark.parametrize("code", ["131047", "131026", "131048", "100", "131051"])
 def test_permanent_rejection_is_logged_counted_and_not_retried(
     app: ModuleType, stack: Stack, graph: respx.MockRouter, output: Output, code: str
 ) -> None:
@@ -366,12 +373,43 @@ def test_permanent_rejection_of_a_part_stops_the_rest(
 
 
 @pytest.mark.parametrize(
-    "failure",
-    [graph_error("190"), httpx.Response(401, text="Unauthorized")],
-    ids=["code-190", "http-401"],
+    ("failure", "metric"),
+    [
+        (graph_error("190"), "GraphAuthFailed"),
+        (httpx.Response(401, text="Unauthorized"), "GraphAuthFailed"),
+        (graph_error("0"), "GraphAuthFailed"),
+        (graph_error("3"), "GraphAuthFailed"),
+        (graph_error("10"), "GraphAuthFailed"),
+        (graph_error("200"), "GraphAuthFailed"),
+        (httpx.Response(403, text="Forbidden"), "GraphAuthFailed"),
+        (graph_error("368"), "GraphAccountBlocked"),
+        (graph_error("130497"), "GraphAccountBlocked"),
+        (graph_error("131031"), "GraphAccountBlocked"),
+        (graph_error("131042"), "GraphAccountBlocked"),
+        (graph_error("133010"), "GraphAccountBlocked"),
+    ],
+    ids=[
+        "code-190",
+        "http-401",
+        "code-0",
+        "code-3-http-500",
+        "code-10",
+        "code-200",
+        "http-403",
+        "code-368",
+        "code-130497",
+        "code-131031",
+        "code-131042",
+        "code-133010",
+    ],
 )
-def test_expired_token_alarms_and_parks_the_reply_in_the_dead_letter_queue(
-    app: ModuleType, stack: Stack, graph: respx.MockRouter, output: Output, failure: httpx.Response
+def test_auth_and_account_failures_alarm_and_park_the_reply_in_the_dead_letter_queue(  # noqa: PLR0917
+    app: ModuleType,
+    stack: Stack,
+    graph: respx.MockRouter,
+    output: Output,
+    failure: httpx.Response,
+    metric: str,
 ) -> None:
     route = graph.post(MESSAGES_URL).mock(return_value=failure)
     body = reply()
@@ -383,10 +421,13 @@ def test_expired_token_alarms_and_parks_the_reply_in_the_dead_letter_queue(
     assert stack.dead_letters() == [body]
     assert route.call_count == 1
     counts = output.metrics()
-    assert counts["GraphAuthFailed"] == 1
+    assert counts[metric] == 1
     assert counts["MessagesParked"] == 1
-    blob = next(line for line in output.lines if "GraphAuthFailed" in line)
+    assert counts["GraphSendRejected"] == counts["GraphTransientError"] == counts["RepliesSent"] == 0
+    blob = next(line for line in output.lines if metric in line)
     assert blob["service"] == "send-reply"  # the dimension the alarm in template.yaml watches
+    [logged] = [line for line in output.logs() if line.get("level") == "ERROR" and "graph_kind" in line]
+    assert logged["correlation_id"] == WAMID
 
 
 # ------------------------------------------------------------------ bad records and secrets
@@ -446,7 +487,7 @@ def test_access_token_never_reaches_the_logs(
         logger.setLevel("INFO")
 
     assert output.logs("Marked read, typing indicator shown")  # the logs were captured
-    assert output.logs("WhatsApp access token expired or invalid; replace the Graph secret")
+    assert output.logs("WhatsApp refused the access token or its permissions; fix the Graph secret")
     assert ACCESS_TOKEN not in output.read().text
     assert caplog.records  # the library loggers were captured
     assert ACCESS_TOKEN not in caplog.text

@@ -1,14 +1,20 @@
 """Deliver outbound queue records through WhatsApp, each part exactly once.
 
-The one place that turns a Graph failure into a queue outcome:
+The one place that turns a Graph failure (its `FailureKind`, decided by
+`graph.GRAPH_ERROR_KINDS`) into a queue outcome:
 
 - reply part, transient → `RetryLater` (the record comes back; parts already
   sent are remembered in the idempotency table and not sent again);
-- reply part, permanent → logged, counted and acknowledged (no retry can help);
-- reply part, auth (expired token) → `GraphAuthFailed` (alarmed) and
-  `ParkInDeadLetterQueue`, so the reply can be redriven once the token is fixed;
+- reply part, permanent → logged, `GraphSendRejected` counted, acknowledged
+  (no retry can help this message);
+- reply part, auth (token expired or invalid, permission missing) →
+  `GraphAuthFailed`, account blocked (locked, payment, number not registered,
+  policy block) → `GraphAccountBlocked`: both alarmed, and the reply goes to
+  the dead-letter queue (`ParkInDeadLetterQueue`) so that an operator can
+  redrive it once the cause is fixed;
 - typing indicator, any failure → logged, counted and acknowledged: it is
-  best-effort and a retry would only delay the reply queued behind it.
+  best-effort and a retry would only delay the reply queued behind it; an auth
+  or account failure still raises its alarmed metric, but never parks.
 """
 
 from __future__ import annotations
@@ -59,6 +65,25 @@ def idempotency_config() -> IdempotencyConfig:
 def _log_replayed(response: Any, idempotent_data: DataRecord) -> Any:
     logger.info("Already sent earlier; not sending again", extra={"graph_message_id": response})
     return response
+
+
+ALARMED_FAILURES: dict[FailureKind, tuple[str, str]] = {
+    FailureKind.AUTH: (
+        "GraphAuthFailed",
+        "WhatsApp refused the access token or its permissions; fix the Graph secret",
+    ),
+    FailureKind.ACCOUNT_BLOCKED: (
+        "GraphAccountBlocked",
+        "WhatsApp blocks sending from this business account or number; fix it in WhatsApp Manager",
+    ),
+}
+"""Failures no reply can get past until an operator acts: kind -> (alarmed metric, log message)."""
+
+
+def _alarm(failure: GraphFailure, **fields: str) -> None:
+    metric, message = ALARMED_FAILURES[failure.kind]
+    metrics.add_metric(name=metric, unit="Count", value=1)
+    logger.error(message, extra={**failure.log_fields(), **fields})
 
 
 def _count_rejection(code: int | None) -> None:
@@ -125,8 +150,8 @@ class OutboundDelivery:
         except GraphRequestFailed as failed:
             failure = failed.failure
             metrics.add_metric(name="TypingIndicatorFailed", unit="Count", value=1)
-            if failure.kind is FailureKind.AUTH:
-                self._auth_failed(failure)
+            if failure.kind in ALARMED_FAILURES:
+                _alarm(failure)
             else:
                 logger.warning("Typing indicator not sent; going on", extra=failure.log_fields())
         except (IdempotencyAlreadyInProgressError, IdempotencyPersistenceLayerError) as error:
@@ -181,19 +206,13 @@ class OutboundDelivery:
             raise RetryLater(
                 f"Graph transient failure (status {failure.status}, code {failure.code})", failure.retry_after
             )
-        if failure.kind is FailureKind.AUTH:
-            self._auth_failed(failure)
+        if failure.kind in ALARMED_FAILURES:
+            _alarm(failure, part=part)
             raise ParkInDeadLetterQueue(
-                f"Graph refused the access token (status {failure.status}, code {failure.code})"
+                f"Graph refused to send: {failure.kind} (status {failure.status}, code {failure.code})"
             )
         logger.error("WhatsApp rejected the reply; not retrying", extra=fields)
         _count_rejection(failure.code)
-
-    def _auth_failed(self, failure: GraphFailure) -> None:
-        metrics.add_metric(name="GraphAuthFailed", unit="Count", value=1)
-        logger.error(
-            "WhatsApp access token expired or invalid; replace the Graph secret", extra=failure.log_fields()
-        )
 
     def _ensure_time_for_a_call(self) -> None:
         """Hand the record back rather than let Lambda kill a call half-way (the whole batch would retry)."""

@@ -2,9 +2,10 @@
 
 Only `POST /{version}/{phone_number_id}/messages` is needed: text messages and
 the read receipt + typing indicator. Every failure, with or without a response,
-goes through `classify_graph_error`, the one place that decides whether a
-failure is worth a retry; it keys on the HTTP status and Graph's numeric error
-`code`, never on message text (Meta rewords messages, codes are documented).
+goes through `classify_graph_error`, the one place that decides what a failure
+means (`GRAPH_ERROR_KINDS`, then the HTTP status); it keys on Graph's numeric
+error `code` and the status, never on message text (Meta rewords messages,
+codes are documented).
 """
 
 from __future__ import annotations
@@ -32,30 +33,65 @@ REDACTED = "[REDACTED]"
 
 
 class FailureKind(StrEnum):
+    """What a failure means for the reply; `delivery.OutboundDelivery` maps each kind to a queue outcome."""
+
     TRANSIENT = "transient"
     """Retry later: rate limits, Meta outages, timeouts."""
     PERMANENT = "permanent"
     """Retrying can never help: the request or the recipient is the problem."""
     AUTH = "auth"
-    """The access token is expired or invalid: every send fails until an operator fixes it."""
+    """The access token or the app's permissions are refused: every send fails until they are fixed."""
+    ACCOUNT_BLOCKED = "account_blocked"
+    """The business account or number may not send (locked, payment, not registered, policy block):
+    every send fails until an operator fixes the account in WhatsApp Manager."""
 
 
-AUTH_CODES = frozenset({190})
-TRANSIENT_CODES = frozenset(
-    {
-        1,  # API unknown
-        2,  # API service (temporary downtime)
-        4,  # API too many calls (app rate limit)
-        80007,  # WhatsApp Business Account rate limit
-        130429,  # Cloud API throughput reached
-        131000,  # something went wrong (HTTP 500)
-        131016,  # service unavailable
-        131056,  # (business, consumer) pair rate limit
-        131057,  # business account in maintenance mode
-        133004,  # server temporarily unavailable
-    }
-)
-"""Graph error codes that a later attempt can succeed on, whatever the HTTP status."""
+# The one table of Graph error codes. Codes, titles and HTTP statuses from Meta's "WhatsApp error
+# codes" reference (developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes).
+# A listed code decides whatever the HTTP status (Meta: build error handling on `code`, not on the
+# status or the message text); an unlisted code falls back to `_kind_of_status`. README's failure
+# table lists the same codes (a unit test keeps them in step).
+GRAPH_ERROR_KINDS: Mapping[int, FailureKind] = {
+    # Authorization errors: fix the token or the app's permissions, then redrive.
+    0: FailureKind.AUTH,  # AuthException: could not authenticate the app user (token expired/revoked); 401
+    3: FailureKind.AUTH,  # API Method: capability or permissions issue; HTTP 500 (not an outage)
+    10: FailureKind.AUTH,  # Permission Denied: permission not granted or removed; 403
+    190: FailureKind.AUTH,  # Access token has expired; 401
+    **dict.fromkeys(range(200, 300), FailureKind.AUTH),  # 200-299 API Permission: not granted or removed; 403
+    # Account-level blocks: no reply can go out until the business fixes its account.
+    368: FailureKind.ACCOUNT_BLOCKED,  # Temporarily blocked for policies violations (integrity); 403
+    130497: FailureKind.ACCOUNT_BLOCKED,  # Business account restricted from messaging this country; 403
+    131031: FailureKind.ACCOUNT_BLOCKED,  # Business Account locked (policy, or data verification failed); 403
+    131042: FailureKind.ACCOUNT_BLOCKED,  # Business eligibility payment issue (payment method, credit); 400
+    133010: FailureKind.ACCOUNT_BLOCKED,  # Phone number not registered on the WhatsApp Business Platform; 400
+    # Transient: a later attempt can succeed.
+    1: FailureKind.TRANSIENT,  # API Unknown: invalid request or possible server error; 400
+    2: FailureKind.TRANSIENT,  # API Service: temporary downtime or overload; 503
+    4: FailureKind.TRANSIENT,  # API Too Many Calls: the app's rate limit; 400
+    80007: FailureKind.TRANSIENT,  # Rate limit issues: WhatsApp Business Account rate limit; 400
+    130429: FailureKind.TRANSIENT,  # Rate limit hit: Cloud API throughput reached; 429
+    131000: FailureKind.TRANSIENT,  # Something went wrong; 500
+    131016: FailureKind.TRANSIENT,  # Service unavailable; 500
+    131056: FailureKind.TRANSIENT,  # (Business Account, Consumer Account) pair rate limit hit; 400
+    131057: FailureKind.TRANSIENT,  # Account in maintenance mode (throughput upgrade); 500
+    133004: FailureKind.TRANSIENT,  # Server temporarily unavailable; 503
+    # Permanent: this message to this user can never be sent; logged and counted.
+    100: FailureKind.PERMANENT,  # Invalid parameter; 400
+    131026: FailureKind.PERMANENT,  # Message undeliverable (not on WhatsApp, old app, terms unaccepted); 400
+    131047: FailureKind.PERMANENT,  # Re-engagement message: more than 24 h since the user last wrote; 400
+    131048: FailureKind.PERMANENT,  # Spam rate limit hit: too many messages blocked or flagged as spam; 400
+    131051: FailureKind.PERMANENT,  # Unsupported message type; 400
+}
+"""Graph error code -> kind, whatever the HTTP status."""
+
+
+def _kind_of_status(status: int | None) -> FailureKind:
+    """The kind of a failure whose code is missing or unlisted, from the HTTP status alone."""
+    if status in {401, 403}:
+        return FailureKind.AUTH  # Unauthorized / Forbidden: the token or its permissions
+    if status is None or status == 429 or status >= 500 or status < 400:
+        return FailureKind.TRANSIENT  # no response, throttled, Meta's side, or an unexpected non-error
+    return FailureKind.PERMANENT  # another 4xx: the request itself is wrong
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +156,7 @@ class _SendResponse(BaseModel):
 def classify_graph_error(
     status: int | None, body: str | bytes | None = None, retry_after: float | None = None
 ) -> GraphFailure:
-    """Decide transient / permanent / auth for one failed call (status None = no response)."""
+    """Decide the `FailureKind` of one failed call (status None = no response)."""
     error: _GraphError | None = None
     if body:
         try:
@@ -128,16 +164,10 @@ def classify_graph_error(
         except ValidationError:
             error = None  # an HTML page from a proxy, a truncated body: the status decides
     code = error.code if error else None
-
-    if code in AUTH_CODES or status == 401:
-        kind = FailureKind.AUTH
-    elif code in TRANSIENT_CODES or status is None or status == 429 or status >= 500 or status < 400:
-        kind = FailureKind.TRANSIENT
-    else:
-        kind = FailureKind.PERMANENT  # 131047, 131026, 131048, 100, 131051, 368, 131031, other 4xx
+    listed = GRAPH_ERROR_KINDS.get(code) if code is not None else None
 
     return GraphFailure(
-        kind=kind,
+        kind=listed or _kind_of_status(status),
         status=status,
         code=code,
         subcode=error.error_subcode if error else None,
