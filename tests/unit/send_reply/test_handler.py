@@ -168,6 +168,20 @@ def test_long_reply_goes_in_order_and_only_the_first_part_quotes(
     assert (counts["PartsSent"], counts["RepliesSent"]) == (3, 1)
 
 
+def test_a_reply_of_three_thousand_flags_goes_out_in_parts_within_4096_utf16_units(
+    app: ModuleType, stack: Stack, graph: respx.MockRouter
+) -> None:
+    flags = "\U0001f1ee\U0001f1f3" * 3000  # 6,000 code points, 12,000 UTF-16 code units
+    route = graph.post(MESSAGES_URL).mock(side_effect=[sent_ok("w1"), sent_ok("w2"), sent_ok("w3")])
+    stack.enqueue(reply(flags))
+
+    assert invoke(app, stack.receive_event()) == {"batchItemFailures": []}
+
+    sent = [body["text"]["body"] for body in request_bodies(route)]
+    assert [len(text.encode("utf-16-le")) // 2 for text in sent] == [4096, 4096, 3808]
+    assert "".join(sent) == flags
+
+
 # ------------------------------------------------------------------ typing indicator
 
 

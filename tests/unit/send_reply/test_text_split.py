@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wa_assistant.whatsapp.text_split import WHATSAPP_TEXT_LIMIT, is_cut_allowed, split_text
+from wa_assistant.whatsapp.text_split import WHATSAPP_TEXT_LIMIT, is_cut_allowed, split_text, utf16_length
 
-FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # man ZWJ woman ZWJ girl: 5 code points, 1 grapheme
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # man ZWJ woman ZWJ girl: 8 UTF-16 units, 1 grapheme
 THUMBS_MEDIUM = "\U0001f44d\U0001f3fd"  # thumbs up + skin tone modifier
 FLAG_INDIA = "\U0001f1ee\U0001f1f3"
 NAMASTE = "नमस्ते"  # न म स ् त े: clusters न | म | स्ते
@@ -39,9 +39,34 @@ def test_blank_text_has_no_parts() -> None:
     assert split_text(" \n\t ") == []
 
 
-def test_limit_must_be_positive() -> None:
+def test_limit_must_hold_any_code_point() -> None:
     with pytest.raises(ValueError, match="limit"):
         split_text("abc", 0)
+    with pytest.raises(ValueError, match="limit"):
+        split_text("abc", 1)  # an emoji is 2 UTF-16 code units
+
+
+def test_length_is_counted_in_utf16_code_units() -> None:
+    assert utf16_length("abc") == 3
+    assert utf16_length("é") == 1
+    assert utf16_length("\U0001f44d") == 2  # outside the BMP: a surrogate pair
+    assert utf16_length(FLAG_INDIA) == 4
+    assert utf16_length(FAMILY) == 8
+    assert utf16_length("\ud83d") == 1  # a lone surrogate still counts, never raises
+
+
+def test_three_thousand_flags_are_sent_in_parts_graph_accepts() -> None:
+    text = FLAG_INDIA * 3000  # 6,000 code points, 12,000 UTF-16 code units
+    parts = split_text(text)
+    assert [utf16_length(part) for part in parts] == [4096, 4096, 3808]
+    assert all(utf16_length(part) % 4 == 0 for part in parts)  # never half a flag
+    assert "".join(parts) == text
+
+
+def test_emoji_text_at_the_code_point_limit_is_split() -> None:
+    text = "\U0001f600" * WHATSAPP_TEXT_LIMIT  # 4,096 code points but 8,192 UTF-16 units
+    parts = split_text(text)
+    assert [utf16_length(part) for part in parts] == [4096, 4096]
 
 
 def test_paragraph_break_is_preferred_to_a_later_sentence_end() -> None:
@@ -87,7 +112,7 @@ def test_every_part_of_a_real_size_reply_fits() -> None:
     text = " ".join(f"Sentence number {i} talks about something useful." for i in range(600))
     parts = split_text(text)
     assert len(parts) > 1
-    assert all(len(part) <= WHATSAPP_TEXT_LIMIT for part in parts)
+    assert all(utf16_length(part) <= WHATSAPP_TEXT_LIMIT for part in parts)
     assert all(part.endswith(".") for part in parts)  # every cut at a sentence end
     assert_parts_reproduce(text, parts)
 
@@ -130,15 +155,19 @@ def test_crlf_is_not_cut() -> None:
 def test_a_cluster_longer_than_the_limit_is_still_cut() -> None:
     text = "a" + "\u0301" * 20
     parts = split_text(text, 8)
-    assert all(len(part) <= 8 for part in parts)
+    assert all(utf16_length(part) <= 8 for part in parts)
     assert "".join(parts) == text
+    flags = FLAG_INDIA + "\U000e0067" * 5  # a flag glued to tag characters: 14 units, no cut allowed
+    parts = split_text(flags, 5)
+    assert all(utf16_length(part) <= 5 for part in parts)
+    assert "".join(parts) == flags
 
 
 def test_emoji_and_hindi_reply_near_the_limit() -> None:
     sentence = "नमस्ते! क्या यह दूसरे रंग में आता है? 🙏😊 " + FAMILY + " Ça coûte combien? "
     text = sentence * 200
     parts = split_text(text)
-    assert all(len(part) <= WHATSAPP_TEXT_LIMIT for part in parts)
+    assert all(utf16_length(part) <= WHATSAPP_TEXT_LIMIT for part in parts)
     for part in parts:
         assert part == part.strip()
     assert_parts_reproduce(text, parts)
@@ -166,31 +195,57 @@ CLUSTERS = [
     "\r\n",
 ]
 SHORT_CLUSTERS = st.sampled_from([*"abc xyz.!?\n\t,", *CLUSTERS])
-"""Pieces whose clusters are at most 5 code points long."""
+"""Pieces whose clusters are at most 8 UTF-16 code units long."""
 ANY_PIECES = st.sampled_from([*"abc xyz.!?\n\t,", *CLUSTERS, "\u200d", "\ufe0f", "\u0301"])
 """Also lone joiners and marks, which can glue pieces into clusters longer than the limit."""
 
 
 @settings(max_examples=300, deadline=None)
-@given(pieces=st.lists(ANY_PIECES, max_size=200), limit=st.integers(min_value=1, max_value=40))
+@given(pieces=st.lists(ANY_PIECES, max_size=200), limit=st.integers(min_value=2, max_value=40))
 def test_parts_fit_are_not_empty_and_keep_order_and_content(pieces: list[str], limit: int) -> None:
     text = "".join(pieces)
     parts = split_text(text, limit)
-    assert all(0 < len(part) <= limit for part in parts)
+    assert all(0 < utf16_length(part) <= limit for part in parts)
     assert all(part.strip() == part and part for part in parts)
     assert_parts_reproduce(text, parts)
 
 
 @settings(max_examples=200, deadline=None)
-@given(text=st.text(max_size=300), limit=st.integers(min_value=1, max_value=50))
+@given(text=st.text(max_size=300), limit=st.integers(min_value=2, max_value=50))
 def test_any_unicode_text_is_split_losslessly(text: str, limit: int) -> None:
     parts = split_text(text, limit)
-    assert all(0 < len(part) <= limit for part in parts)
+    assert all(0 < utf16_length(part) <= limit for part in parts)
+    assert_parts_reproduce(text, parts)
+
+
+ASTRAL_HEAVY = st.lists(
+    st.one_of(
+        st.characters(min_codepoint=0x1F300, max_codepoint=0x1FAFF),  # emoji: 2 UTF-16 units each
+        st.sampled_from([" ", "\n", ".", "a", "\u200d", FLAG_INDIA, FAMILY, THUMBS_MEDIUM]),
+    ),
+    max_size=300,
+).map("".join)
+"""Mostly characters outside the BMP, where code points and UTF-16 code units differ."""
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=ASTRAL_HEAVY, limit=st.integers(min_value=2, max_value=60))
+def test_every_part_fits_in_utf16_code_units_and_parts_rejoin_to_the_text(text: str, limit: int) -> None:
+    parts = split_text(text, limit)
+    assert all(0 < len(part.encode("utf-16-le")) // 2 <= limit for part in parts)
+    assert_parts_reproduce(text, parts)
+
+
+@settings(max_examples=20, deadline=None)
+@given(text=ASTRAL_HEAVY.map(lambda t: t * 40))
+def test_every_part_of_a_long_emoji_reply_fits_whatsapps_limit(text: str) -> None:
+    parts = split_text(text)
+    assert all(len(part.encode("utf-16-le")) // 2 <= WHATSAPP_TEXT_LIMIT for part in parts)
     assert_parts_reproduce(text, parts)
 
 
 @settings(max_examples=200, deadline=None)
-@given(pieces=st.lists(SHORT_CLUSTERS, max_size=120), limit=st.integers(min_value=6, max_value=40))
+@given(pieces=st.lists(SHORT_CLUSTERS, max_size=120), limit=st.integers(min_value=8, max_value=40))
 def test_cuts_fall_on_grapheme_boundaries_when_clusters_are_short(pieces: list[str], limit: int) -> None:
     text = "".join(pieces)
     parts = split_text(text, limit)

@@ -1,8 +1,11 @@
 """Split a long reply into WhatsApp-sized messages at the most natural place.
 
 WhatsApp refuses text bodies over 4096 characters. Meta does not say how it
-counts; this module assumes Unicode code points (what `len()` of a Python str
-returns), so one emoji like 👍 counts 1, a ZWJ family like 👨‍👩‍👧 counts 5.
+counts; this module counts UTF-16 code units (what Java and JavaScript count,
+and never fewer than code points), the stricter reading until proven otherwise:
+a letter or a CJK character counts 1, an emoji outside the Basic Multilingual
+Plane like 👍 counts 2, a flag 4, a ZWJ family like 👨‍👩‍👧 8. So a reply of 3,000
+flags (12,000 units) goes out in three parts, each of which Graph accepts.
 
 A reply is cut at the last paragraph break that fits, else the last line break,
 else the last sentence end, else the last space; only a "word" longer than the
@@ -27,6 +30,7 @@ import re
 import unicodedata
 
 WHATSAPP_TEXT_LIMIT = 4096
+"""In UTF-16 code units (see the module docstring)."""
 
 _ZWJ = "\u200d"
 _CLOSERS = "\"'\u201d\u2019)]\u00bb"  # closing quotes and brackets that end a sentence too
@@ -45,6 +49,21 @@ _LEVELS: tuple[re.Pattern[str], ...] = (
     ),
     re.compile(r"(?P<sep>\s+)"),  # word
 )
+
+
+def utf16_length(text: str) -> int:
+    """Length in UTF-16 code units: 1 per BMP code point, 2 per code point above U+FFFF."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2  # a lone surrogate counts 1, never raises
+
+
+def _fitting_prefix(text: str, limit: int) -> int:
+    """The number of leading code points of `text` whose UTF-16 length is at most `limit`."""
+    end = min(len(text), limit)  # never more code points than code units
+    excess = utf16_length(text[:end]) - limit
+    while excess > 0:
+        end -= 1
+        excess -= 2 if ord(text[end]) > 0xFFFF else 1
+    return end
 
 
 def _is_regional_indicator(char: str) -> bool:
@@ -108,18 +127,19 @@ def _hard_cut(rest: str, limit: int) -> int:
 
 
 def split_text(text: str, limit: int = WHATSAPP_TEXT_LIMIT) -> list[str]:
-    """Parts of at most `limit` code points, in order, cut at the most natural boundary."""
-    if limit < 1:
-        raise ValueError("limit must be at least 1")
+    """Parts of at most `limit` UTF-16 code units, in order, cut at the most natural boundary."""
+    if limit < 2:
+        raise ValueError("limit must be at least 2 UTF-16 code units (any one code point)")
     parts: list[str] = []
     rest = text.strip()
     while rest:
-        if len(rest) <= limit:
+        fits = _fitting_prefix(rest, limit)  # the cut searches below work in code points
+        if fits == len(rest):
             parts.append(rest)
             break
-        cut = _natural_cut(rest, limit)
+        cut = _natural_cut(rest, fits)
         if cut is None:
-            index = _hard_cut(rest, limit)
+            index = _hard_cut(rest, fits)
             cut = (index, index)
         end, start = cut
         part = rest[:end].rstrip()
