@@ -480,3 +480,25 @@ def test_a_model_call_that_cannot_finish_in_time_is_not_started(
     assert failed_ids(response) == {event["Records"][0]["messageId"]}
     assert mistral.call_count == 0
     assert stack.outbound_actions() == []
+
+
+def test_the_longest_allowed_model_timeout_still_answers_a_record_started_early(
+    stack: Stack, mistral: respx.Route, captured: Captured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from local_stack.cfn import load_template  # noqa: PLC0415
+
+    template = load_template(ROOT / "template.yaml")
+    longest = template["Parameters"]["MistralTimeoutSeconds"]["MaxValue"]
+    function_timeout = template["Resources"]["AiReplyFunction"]["Properties"]["Timeout"]
+    monkeypatch.setenv("MISTRAL_TIMEOUT_SECONDS", str(longest))
+    app = load_function("ai_reply")
+    mistral.return_value = ok("We are open 9 to 6.")
+    stack.enqueue(inbound())
+
+    # Five seconds into an invocation (queue, table and secret calls of earlier records).
+    response = app.lambda_handler(
+        stack.receive_event(), FakeLambdaContext(remaining_millis=(function_timeout - 5) * 1000)
+    )
+
+    assert response == {"batchItemFailures": []}
+    assert [r.text for r in replies(stack.outbound_actions())] == ["We are open 9 to 6."]

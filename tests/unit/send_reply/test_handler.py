@@ -346,6 +346,27 @@ def test_too_little_time_left_hands_the_record_back_without_calling_graph(
     assert route.call_count == 0
 
 
+def test_the_longest_allowed_graph_timeout_still_sends_a_record_started_early(
+    stack: Stack, graph: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from local_stack.cfn import load_template  # noqa: PLC0415
+    from tests.support import ROOT, load_function  # noqa: PLC0415
+
+    template = load_template(ROOT / "template.yaml")
+    longest = template["Parameters"]["GraphTimeoutSeconds"]["MaxValue"]
+    function_timeout = template["Resources"]["SendReplyFunction"]["Properties"]["Timeout"]
+    monkeypatch.setenv("GRAPH_TIMEOUT_SECONDS", str(longest))
+    app = load_function("send_reply")
+    route = graph.post(MESSAGES_URL).mock(return_value=sent_ok())
+    stack.enqueue(reply())
+
+    # Five seconds into an invocation (secret, idempotency records and earlier records' calls).
+    response = invoke(app, stack.receive_event(), remaining_millis=(function_timeout - 5) * 1000)
+
+    assert response == {"batchItemFailures": []}
+    assert route.call_count == 1
+
+
 # ------------------------------------------------------------------ permanent failures
 
 
