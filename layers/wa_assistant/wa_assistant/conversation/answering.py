@@ -27,6 +27,7 @@ from wa_assistant.conversation.prompt import (
     ChatMessage,
     SendFallback,
     build_chat_messages,
+    profile_name_note,
     render_system_prompt,
 )
 from wa_assistant.model.chat import ChatCompletion
@@ -88,15 +89,14 @@ class Answerer:
         self._send_typing_indicator(message)
         turns = self.memory.load(message.conversation_id)
         system_prompt = render_system_prompt(
-            self.settings.system_prompt,
-            business_name=self.settings.business_name,
-            user_name=message.sender.profile_name,
+            self.settings.system_prompt, business_name=self.settings.business_name
         )
         chat, question = build_chat_messages(
             system_prompt=system_prompt,
             turns=turns,
             question=plan.question,
             budget_chars=self.settings.prompt_budget_chars,
+            user_note=profile_name_note(self.settings.system_prompt, message.sender.profile_name),
         )
         completion = self.model.complete(chat)
         self._record_completion(completion, remembered_turns=sum(m.role == "assistant" for m in chat))

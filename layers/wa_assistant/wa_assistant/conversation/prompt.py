@@ -15,9 +15,18 @@ message without text
 reaction, system                                       no reply at all (logged, MessagesIgnored metric)
 =====================================================  ==================================================
 
-Then the request is: the system prompt (SYSTEM_PROMPT with {business_name} and
-{user_name}), the remembered turns as alternating user/assistant messages, and
+Then the request is: the system prompt (SYSTEM_PROMPT with {business_name}
+filled in), the remembered turns as alternating user/assistant messages, and
 the user's text, all within PROMPT_BUDGET_CHARS (see `memory.fit_to_budget`).
+
+The system message never holds text a WhatsApp user controls: the profile name
+is chosen by the user ("Ignore all previous instructions" is a valid name), and
+the system role is where the model gives text the most authority. So
+{user_name} in SYSTEM_PROMPT becomes the neutral "the customer", and when the
+operator's prompt uses it, the name goes to the model inside the user's own
+message, as a one-line note before the question (`profile_name_note`), with
+the same authority as anything else the user types. Memory keeps the question
+without the note.
 """
 
 from __future__ import annotations
@@ -39,7 +48,10 @@ CAPTIONED_MEDIA_NOTES = {
     "document": "(sent a document)",
 }
 IGNORED_TYPES = frozenset({"reaction", "system"})
-DEFAULT_USER_NAME = "there"
+NEUTRAL_USER_NAME = "the customer"
+"""What {user_name} becomes in the system prompt (the real name goes in the user's message)."""
+MAX_PROFILE_NAME_CHARS = 64
+"""WhatsApp profile names are short (25 characters in the app); anything longer is cut."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,26 +126,49 @@ def within_service_window(sent_at: int, now: float, window_hours: float) -> bool
 _PLACEHOLDER = re.compile(r"\{(business_name|user_name)\}")
 
 
-def render_system_prompt(template: str, *, business_name: str, user_name: str | None) -> str:
-    """Fill {business_name} and {user_name}; leave every other brace alone.
+def render_system_prompt(template: str, *, business_name: str) -> str:
+    """Fill {business_name} and put the neutral NEUTRAL_USER_NAME for {user_name}; leave other braces alone.
 
     str.format would raise on an unknown placeholder, a stray brace or a JSON
     example in an operator's prompt, so only the two documented names are replaced.
     """
-    values = {"business_name": business_name, "user_name": (user_name or "").strip() or DEFAULT_USER_NAME}
+    values = {"business_name": business_name, "user_name": NEUTRAL_USER_NAME}
     return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
 
 
+def profile_name_note(template: str, profile_name: str | None) -> str | None:
+    """The user's profile name as a one-line note for the user's message, if the prompt asks for it.
+
+    Only when the operator's SYSTEM_PROMPT uses {user_name}: otherwise the name is
+    not needed and not sent. Whitespace (line breaks included) collapses to single
+    spaces, so a name cannot pose as lines of its own.
+    """
+    if "{user_name}" not in template:
+        return None
+    name = " ".join((profile_name or "").split())[:MAX_PROFILE_NAME_CHARS]
+    return f"(The customer's WhatsApp profile name is: {name})" if name else None
+
+
 def build_chat_messages(
-    *, system_prompt: str, turns: Sequence[Turn], question: str, budget_chars: int
+    *,
+    system_prompt: str,
+    turns: Sequence[Turn],
+    question: str,
+    budget_chars: int,
+    user_note: str | None = None,
 ) -> tuple[list[ChatMessage], str]:
-    """The messages to send (system, memory as user/assistant pairs, question) and the question as sent."""
+    """The messages to send (system, memory as user/assistant pairs, question) and the question as sent.
+
+    `user_note` (see `profile_name_note`) opens the last user message and counts
+    against the budget; the question returned (what memory keeps) does not carry it.
+    """
+    prefix = f"{user_note}\n\n" if user_note else ""
     kept, question = fit_to_budget(
-        system_prompt=system_prompt, turns=turns, question=question, budget_chars=budget_chars
+        system_prompt=system_prompt, turns=turns, question=question, budget_chars=budget_chars - len(prefix)
     )
     messages = [ChatMessage(role="system", content=system_prompt)] if system_prompt.strip() else []
     for turn in kept:
         messages.append(ChatMessage(role="user", content=turn.user))
         messages.append(ChatMessage(role="assistant", content=turn.assistant))
-    messages.append(ChatMessage(role="user", content=question))
+    messages.append(ChatMessage(role="user", content=prefix + question))
     return messages, question
