@@ -72,7 +72,7 @@ def handle_record(record: SQSRecord) -> None:
 
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     delivery.begin_invocation(context)
     return batch.process(event, context, handle_record)

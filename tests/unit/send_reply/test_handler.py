@@ -529,6 +529,33 @@ def test_access_token_never_reaches_the_logs(
     assert ACCESS_TOKEN not in "".join(stack.dead_letters())
 
 
+def test_no_log_state_of_one_invocation_reaches_the_next(
+    app: ModuleType, stack: Stack, graph: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wa_assistant.observability import logger  # noqa: PLC0415
+
+    graph.post(MESSAGES_URL).mock(return_value=sent_ok())
+    at_start: list[tuple[str | None, bool]] = []
+    process = app.batch.process
+
+    def spy(event: dict[str, Any], context: Any, handler: Any) -> Any:
+        # Before any record sets its own correlation id: what the invocation inherited.
+        at_start.append((logger.get_correlation_id(), "leftover" in logger.get_current_keys()))
+        logger.append_keys(leftover="appended during this invocation")
+        return process(event, context, handler)
+
+    monkeypatch.setattr(app.batch, "process", spy)
+    try:
+        stack.enqueue(reply())
+        invoke(app, stack.receive_event(), stack=stack)
+        stack.enqueue(reply("second", wamid="wamid.SECOND"))
+        invoke(app, stack.receive_event(), stack=stack)
+    finally:
+        logger.remove_keys(["leftover"])
+
+    assert at_start == [(None, False), (None, False)]  # the first reply's wamid and keys did not carry over
+
+
 def test_access_token_is_fetched_on_first_use_then_cached(stack: Stack, graph: respx.MockRouter) -> None:
     import boto3  # noqa: PLC0415
 
