@@ -8,7 +8,7 @@ import urllib.parse
 import pytest
 
 from local_stack import LocalStack
-from local_stack.webhooks import message_webhook, text_message
+from local_stack.webhooks import message_webhook, sticker_message, text_message, wamid_of
 from tests.e2e.helpers import calls_about, new_user, send_text, settle, texts_to
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -47,6 +47,25 @@ def test_two_turns_answered_in_order_with_memory(stack: LocalStack) -> None:
     assert len(calls_about(stack, user)) == 2
     read_receipts = [r["message_id"] for r in stack.sink.receipts() if r["message_id"] in (first, second)]
     assert sorted(read_receipts) == sorted([first, second])
+
+
+def test_a_sticker_is_marked_read_and_gets_the_fallback_reply_without_a_model_call(stack: LocalStack) -> None:
+    assert stack.topology is not None
+    user = new_user()
+    body = message_webhook(user, sticker_message())
+    wamid = wamid_of(body)
+    model_calls = len(stack.mistral.calls())
+    assert stack.post_webhook(body)[0] == 200
+    stack.wait_until(lambda: len(texts_to(stack, user)) == 1)
+    settle(stack)
+
+    [reply] = texts_to(stack, user)
+    assert reply["text"] == stack.topology.parameters["FallbackReply"]
+    assert reply["context_message_id"] == wamid
+    receipts = [r for r in stack.sink.receipts() if r["message_id"] == wamid]
+    assert len(receipts) == 1  # the sticker shows as read, as a text message does
+    assert receipts[0]["time"] <= reply["time"]  # read (and "typing…") before the answer
+    assert len(stack.mistral.calls()) == model_calls
 
 
 def test_redelivered_webhook_is_answered_once(stack: LocalStack) -> None:

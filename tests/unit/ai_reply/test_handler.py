@@ -357,13 +357,15 @@ def test_unreadable_messages_get_the_fallback_reply_without_a_model_call(
 
     assert response == {"batchItemFailures": []}
     assert mistral.call_count == 0
+    # Marked read like any other message: the typing indicator (read receipt) goes first.
     assert stack.outbound_actions() == [
+        TypingIndicator(phone_number_id=message.phone_number_id, inbound_message_id=message.message_id),
         TextReply(
             phone_number_id=message.phone_number_id,
             recipient=Recipient.of(message.sender),
             inbound_message_id=message.message_id,
             text=FALLBACK,
-        )
+        ),
     ]
     assert "FallbackReplies" in captured.metric_names()
 

@@ -5,7 +5,11 @@ idempotency, in the handler). Order matters:
 
 1. A `TypingIndicator` goes on the outbound FIFO queue first (same group as the
    reply, so the send function marks the message read and shows "typing…"
-   before the answer arrives). Fallback replies get none: they are instant.
+   before the answer arrives). Fallback replies get the same record: it is
+   WhatsApp's read receipt (blue ticks) as much as a typing indicator, and a
+   sticker or voice note deserves to show as read like a text does; the
+   "typing…" it adds is cleared by the reply right behind it. (A read-only
+   receipt would need a new outbound record kind for no visible difference.)
 2. The model is asked (memory turns + question, within the prompt budget).
 3. The `TextReply` goes on the outbound queue.
 4. Memory is updated last and best-effort: the answer is already on its way, and
@@ -80,6 +84,7 @@ class Answerer:
 
     def answer(self, message: InboundMessage, plan: AskModel | SendFallback) -> Outcome:
         if isinstance(plan, SendFallback):
+            self._send_typing_indicator(message)  # marks it read: see the module docstring
             self._send_reply(message, self.settings.fallback_reply)
             logger.info(
                 "Sent the fallback reply", extra={"reason": plan.reason, "message_type": message.type}
