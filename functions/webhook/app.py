@@ -5,7 +5,9 @@ POST /webhook  413 over the size cap; 401 without a valid X-Hub-Signature-256
                (missing and wrong are both 401: Meta retries any non-2xx); 400 when
                the signed body is not JSON; 200 once every message is enqueued
                (payloads that are not WhatsApp messages, and malformed items, are
-               logged and acknowledged: a retry cannot fix them); 503 when SQS or
+               logged and acknowledged: a retry cannot fix them; statuses, errors
+               and skipped items are logged and counted only then, so that a
+               redelivery after a 503 counts them once); 503 when SQS or
                Secrets Manager fails, so Meta redelivers (FIFO deduplication on the
                wamid makes a redelivery within 5 minutes harmless); 500 when the
                webhook secret lacks app_secret/verify_token (an operator must fix it).
@@ -91,7 +93,6 @@ def receive_notification() -> Response[Any]:
         return _plain(400, "Bad Request: body is not JSON")
 
     digest = digest_webhook(parsed)
-    report_digest(digest)
     inbound_queue.send(
         [
             QueueItem(
@@ -110,6 +111,9 @@ def receive_notification() -> Response[Any]:
     logger.set_correlation_id(None)
     if digest.messages:
         metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=len(digest.messages))
+    # Only now, with the answer 200 certain: a 503 above makes Meta redeliver the whole webhook,
+    # statuses and errors included, and reporting them before it would count them twice.
+    report_digest(digest)
     return Response(
         status_code=200, content_type=content_types.APPLICATION_JSON, body={"received": len(digest.messages)}
     )

@@ -317,6 +317,52 @@ def test_enqueue_failure_is_503_and_a_redelivery_completes_without_duplicates(
     assert [q.deduplication_id for q in webhook.queued()] == wamids
 
 
+def emf_values(stdout: str) -> dict[str, list[float]]:
+    """Every EMF metric value printed, by metric name."""
+    emitted: dict[str, list[float]] = {}
+    for line in stdout.splitlines():
+        if line.startswith("{") and "_aws" in line:
+            record = json.loads(line)
+            for definition in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                value = record[definition["Name"]]
+                emitted.setdefault(definition["Name"], []).extend(
+                    value if isinstance(value, list) else [value]
+                )
+    return emitted
+
+
+def test_statuses_and_other_reports_are_counted_once_when_a_503_makes_meta_redeliver(
+    webhook: WebhookHarness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    payload = json.loads(text_webhook("wamid.WITHSTATUS"))
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["statuses"] = [
+        {
+            "id": "wamid.OUTBOUND1",
+            "status": "delivered",
+            "timestamp": "1760000001",
+            "recipient_id": "16505551234",
+        }
+    ]
+    value["errors"] = [{"code": 131000, "title": "Something went wrong", "message": "Something went wrong"}]
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    client = webhook.app.inbound_queue.client
+    down = ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessageBatch")
+
+    with mock.patch.object(client, "send_message_batch", side_effect=down):
+        assert webhook.post(raw)["statusCode"] == 503
+    assert webhook.post(raw)["statusCode"] == 200  # Meta redelivers the same bytes
+
+    lines = webhook.log_lines()
+    assert [line["status"] for line in lines if line["message"] == "Outbound message status"] == ["delivered"]
+    assert len([line for line in lines if line["message"] == "WhatsApp reported an error"]) == 1
+    emitted = emf_values(capsys.readouterr().out)
+    assert emitted["StatusDelivered"] == [1]
+    assert emitted["WebhookErrors"] == [1]
+    assert emitted["MessagesReceived"] == [1]
+    assert emitted["WebhookDependencyFailed"] == [1]
+
+
 def test_partially_failed_batch_is_503(webhook: WebhookHarness) -> None:
     client = webhook.app.inbound_queue.client
     failed = {"Successful": [], "Failed": [{"Id": "0", "SenderFault": True, "Code": "InvalidParameterValue"}]}

@@ -2,7 +2,9 @@
 
 One structured line per status, error, skipped or ignored item, with the wamid
 as correlation id when the line is about a message. No user text and no
-secrets are logged.
+secrets are logged. The handler reports a webhook only once it answers 200:
+Meta redelivers a webhook answered 5xx whole, and each delivery that is
+reported would count its statuses again.
 """
 
 from __future__ import annotations
