@@ -11,6 +11,7 @@ location back to its folder.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,13 @@ class TransformedTemplate:
             if key in self.code_folders:
                 return self.code_folders[key]
         raise TemplateError(f"code location {location!r} is not a local folder of the template")
+
+    def attaches_aws_managed_policies(self) -> bool:
+        """Whether a role attaches an AWS managed policy (moto then has to load their documents)."""
+        return any(
+            ":iam::aws:policy/" in json.dumps(role.get("Properties", {}).get("ManagedPolicyArns", []))
+            for role in self.resources("AWS::IAM::Role").values()
+        )
 
     def resources(self, *types: str) -> dict[str, dict[str, Any]]:
         """Logical id -> resource of the given types (all when none given), in template order."""

@@ -31,6 +31,7 @@ from local_stack.iam_enforcer import STATE_PATH as IAM_STATE_PATH
 from local_stack.logs import LogSink
 from local_stack.mistral_standin import MistralStandIn
 from local_stack.moto_launcher import MotoServer, MotoServerError
+from local_stack.sam_transform import sam_transform
 from local_stack.sqs_poller import EventSourceError, SqsPoller
 from local_stack.topology import (
     REGION,
@@ -128,21 +129,18 @@ class LocalStack:
             print(f"graph-sink | {line}", flush=True)
 
     def start(self) -> Self:
-        self._start_moto()
         self.mistral.start()
         self.sink.start()
         overrides = dict(self.parameter_overrides)
         overrides.setdefault("MistralBaseUrl", self.mistral.base_url)
         overrides.setdefault("GraphApiBaseUrl", self.sink.base_url)
+        transformed = sam_transform(
+            self.template, overrides, root=None if isinstance(self.template, Path) else ROOT
+        )
+        self._start_moto(load_managed_policies=transformed.attaches_aws_managed_policies())
         clients = {name: self._client(name) for name in TOPOLOGY_SERVICES}
         self._sqs = clients["sqs"]
-        self.topology = build_topology(
-            self.template,
-            overrides,
-            clients,
-            self.config.secret_values(),
-            root=None if isinstance(self.template, Path) else ROOT,
-        )
+        self.topology = build_topology(transformed, overrides, clients, self.config.secret_values())
         for logical_id, spec in self.topology.functions.items():
             self.credentials[logical_id] = self._role_credentials(spec)
             environment = {
@@ -213,9 +211,13 @@ class LocalStack:
             self._moto.stop()
         self.logs.close()
 
-    def _start_moto(self) -> None:
+    def _start_moto(self, load_managed_policies: bool) -> None:
         self._moto = MotoServer(
-            free_port(), self.run_dir / "moto.log", enforce_iam=True, on_iam_event=self._iam_denied
+            free_port(),
+            self.run_dir / "moto.log",
+            enforce_iam=True,
+            on_iam_event=self._iam_denied,
+            load_managed_policies=load_managed_policies,
         )
         self.moto_url = self._moto.url
         try:

@@ -532,7 +532,7 @@ def _trusts_lambda(statement: Mapping[str, Any]) -> bool:
 
 
 def build_topology(
-    template: Path | Mapping[str, Any],
+    template: Path | Mapping[str, Any] | TransformedTemplate,
     parameter_overrides: Mapping[str, str],
     clients: Mapping[str, Any],
     secret_values: Mapping[str, str],
@@ -544,7 +544,10 @@ def build_topology(
     maps the environment variable a function reads a secret's name from
     (WEBHOOK_SECRET_NAME...) to the value to store, so that the secrets are found
     the way the functions find them. A template given as data needs `root`, the
-    folder its CodeUri paths are relative to.
+    folder its CodeUri paths are relative to; an already transformed one is used as is.
     """
-    transformed = sam_transform(template, parameter_overrides, root)
+    if isinstance(template, TransformedTemplate):
+        transformed = template
+    else:
+        transformed = sam_transform(template, parameter_overrides, root)
     return _Builder(transformed, clients, secret_values).build()

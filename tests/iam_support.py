@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from local_stack.config import ROOT, TEMPLATE, LocalConfig
 from local_stack.iam_policy import NamedPolicy, role_policies
+from local_stack.sam_transform import sam_transform
 from local_stack.topology import TOPOLOGY_SERVICES, Topology, build_topology, moto_client
 
 ANY_RESOURCE = "*"
@@ -93,15 +94,11 @@ def build_in_moto(
     template: Path | Mapping[str, Any] = TEMPLATE, parameters: Mapping[str, str] | None = None
 ) -> BuiltStack:
     """The transformed template's resources created in moto's in-process mock, roles read back from IAM."""
-    with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
+    transformed = sam_transform(template, parameters, root=None if isinstance(template, Path) else ROOT)
+    load_managed_policies = transformed.attaches_aws_managed_policies()  # ~1 s when needed
+    with mock_aws(config={"iam": {"load_aws_managed_policies": load_managed_policies}}):
         clients = {name: moto_client(name) for name in TOPOLOGY_SERVICES}
-        topology = build_topology(
-            template,
-            dict(parameters or {}),
-            clients,
-            LocalConfig().secret_values(),
-            root=None if isinstance(template, Path) else ROOT,
-        )
+        topology = build_topology(transformed, {}, clients, LocalConfig().secret_values())
         policies = {
             logical_id: role_policies(clients["iam"], topology.roles[spec.role_logical_id].name)
             for logical_id, spec in topology.functions.items()
