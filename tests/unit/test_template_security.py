@@ -117,6 +117,16 @@ def xray_writers(built: BuiltStack) -> list[str]:
     )
 
 
+def ignored_policies(sam_template: Template) -> list[str]:
+    """Functions with both Role and Policies: SAM silently drops the Policies (the role is used as is)."""
+    globals_policies = "Policies" in sam_template.get("Globals", {}).get("Function", {})
+    return sorted(
+        name
+        for name, function in resources(sam_template, "AWS::Serverless::Function").items()
+        if "Role" in function["Properties"] and (globals_policies or "Policies" in function["Properties"])
+    )
+
+
 # ----------------------------------------------------------------- queue and alarm rules
 def dead_letter_queues(template: Template) -> set[str]:
     return {
@@ -190,6 +200,10 @@ def test_no_guarded_action_on_resources_beyond_the_stacks_own(
     assert sorted(stack.policies) == ["AiReplyFunction", "SendReplyFunction", "WebhookFunction"]
     assert unscoped_grants(stack) == []
     assert forbidden_grants(stack) == []
+
+
+def test_no_function_has_policies_sam_would_ignore(sam_template: Template) -> None:
+    assert ignored_policies(sam_template) == []
 
 
 def test_xray_write_only_when_tracing_is_on(built: BuiltStack, built_with_tracing: BuiltStack) -> None:
@@ -275,6 +289,14 @@ def test_rules_catch_not_resource_and_scan(sam_template: Template) -> None:
         "AiReplyFunction: dynamodb:Scan",
         "AiReplyFunction: dynamodb:BatchWriteItem",
     ]
+
+
+def test_rules_catch_policies_next_to_a_role(sam_template: Template) -> None:
+    broken = copy.deepcopy(sam_template)
+    broken["Resources"]["AiReplyFunction"]["Properties"]["Policies"] = [
+        {"SNSPublishMessagePolicy": {"TopicName": "alerts"}}
+    ]
+    assert ignored_policies(broken) == ["AiReplyFunction"]
 
 
 def test_rules_catch_xray_without_tracing(sam_template: Template) -> None:
