@@ -29,6 +29,8 @@ def banner(stack: LocalStack) -> str:
         + ("  [built-in sink, prints each message]" if graph == stack.sink.base_url else ""),
         "  Secrets : app secret, verify token, access token and API key from the environment or their "
         "local defaults (see README.md, Run it locally)",
+        "  IAM     : each function calls AWS with its own role from template.yaml; a call its role does "
+        "not allow fails with AccessDenied and shows here as `iam | AccessDenied: ...`",
         f"  Logs    : {stack.logs.path}",
         "  Try     : make chat   (in another terminal)",
         f"Webhook URL: {stack.webhook_url}",

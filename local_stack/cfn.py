@@ -8,8 +8,9 @@ evaluates the intrinsic functions the template uses.
 
 from __future__ import annotations
 
+import base64
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,6 +19,18 @@ import yaml
 
 NO_VALUE = object()
 """AWS::NoValue: removes the property or list item that holds it."""
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+STACK_NAME = "wa-local"
+PSEUDO_PARAMETERS = {
+    "AWS::Region": REGION,
+    "AWS::AccountId": ACCOUNT_ID,
+    "AWS::StackName": STACK_NAME,
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+"""The local stack's account, region and stack name, as CloudFormation's pseudo parameters."""
 
 _SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
 
@@ -77,6 +90,9 @@ class Resolver:
     refs: dict[str, Any] = field(default_factory=dict)
     attributes: dict[tuple[str, str], Any] = field(default_factory=dict)
     pseudo: Mapping[str, str] = field(default_factory=dict)
+    mappings: Mapping[str, Any] = field(default_factory=dict)
+    placeholder_attribute: Callable[[str, str], Any] | None = None
+    """!GetAtt of a resource the caller does not emulate: (logical id, attribute) -> a stand-in value."""
     _conditions: dict[str, bool] = field(default_factory=dict)
 
     def condition(self, name: str) -> bool:
@@ -111,12 +127,17 @@ class Resolver:
             return self.refs[name]
         raise TemplateError(f"!Ref {name}: not a parameter or a resource the local stack creates")
 
-    def _get_att(self, value: list[str]) -> Any:
+    def _get_att(self, value: list[Any]) -> Any:
         logical_id, attribute = value[0], value[1]
-        try:
+        if not isinstance(attribute, str):  # !GetAtt [Resource, !Ref AttributeName]
+            attribute = cfn_string(self.resolve(attribute))
+        if (logical_id, attribute) in self.attributes:
             return self.attributes[(logical_id, attribute)]
-        except KeyError:
-            raise TemplateError(f"!GetAtt {logical_id}.{attribute} is not available locally") from None
+        if self.placeholder_attribute is not None:
+            found = self.placeholder_attribute(logical_id, attribute)
+            if found is not None:
+                return found
+        raise TemplateError(f"!GetAtt {logical_id}.{attribute} is not available locally")
 
     def _sub(self, value: Any) -> str:
         if isinstance(value, list):
@@ -132,7 +153,8 @@ class Resolver:
                 return cfn_string(self._get_att(name.split(".", 1)))
             return cfn_string(self._ref(name))
 
-        return _SUB_VARIABLE.sub(replace, text)
+        # ${!Literal} is CloudFormation's escape for a literal ${Literal}.
+        return _SUB_VARIABLE.sub(replace, text).replace("${!", "${")
 
     def _if(self, value: list[Any]) -> Any:
         name, when_true, when_false = value
@@ -162,6 +184,24 @@ class Resolver:
     def _condition_key(self, value: str) -> bool:
         return self.condition(value)
 
+    def _split(self, value: list[Any]) -> list[str]:
+        separator, text = value
+        return cfn_string(self.resolve(text)).split(cfn_string(separator))
+
+    def _find_in_map(self, value: list[Any]) -> Any:
+        name, top, second = (cfn_string(self.resolve(v)) for v in value[:3])
+        try:
+            return self.mappings[name][top][second]
+        except KeyError:
+            raise TemplateError(f"!FindInMap [{name}, {top}, {second}]: no such entry") from None
+
+    def _base64(self, value: Any) -> str:
+        return base64.b64encode(cfn_string(self.resolve(value)).encode()).decode()
+
+    def _get_azs(self, value: Any) -> list[str]:
+        region = cfn_string(self.resolve(value)) or self.pseudo.get("AWS::Region", REGION)
+        return [f"{region}{zone}" for zone in "abc"]
+
     _intrinsics: ClassVar[Mapping[str, Callable[[Resolver, Any], Any]]] = {
         "Ref": lambda self, v: self._ref(v),
         "Fn::GetAtt": lambda self, v: self._get_att(v),
@@ -174,6 +214,10 @@ class Resolver:
         "Fn::Join": lambda self, v: self._join(v),
         "Fn::Select": lambda self, v: self._select(v),
         "Condition": lambda self, v: self._condition_key(v),
+        "Fn::Split": lambda self, v: self._split(v),
+        "Fn::FindInMap": lambda self, v: self._find_in_map(v),
+        "Fn::Base64": lambda self, v: self._base64(v),
+        "Fn::GetAZs": lambda self, v: self._get_azs(v),
     }
 
 
@@ -221,3 +265,23 @@ def logical_id_of(node: Any) -> str:
         if "Fn::GetAtt" in node:
             return str(node["Fn::GetAtt"][0])
     raise TemplateError(f"expected a !Ref or !GetAtt, got {node!r}")
+
+
+def references(node: Any) -> Iterator[str]:
+    """Every logical id or parameter a template node names (Ref, GetAtt, Sub), in both branches of an If."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref":
+                yield str(value)
+            elif key == "Fn::GetAtt":
+                yield str(value[0] if isinstance(value, list) else str(value).split(".")[0])
+            elif key == "Fn::Sub":
+                text = value[0] if isinstance(value, list) else value
+                yield from (name.split(".")[0] for name in _SUB_VARIABLE.findall(str(text)))
+                if isinstance(value, list) and len(value) > 1:
+                    yield from references(value[1])
+            else:
+                yield from references(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from references(item)

@@ -39,7 +39,7 @@ from local_stack.graph_sink import GraphSink
 from local_stack.logs import LogSink
 from local_stack.mistral_standin import MistralStandIn
 from local_stack.moto_launcher import MotoServer, MotoServerError
-from local_stack.topology import ACCOUNT_ID, Topology, build_topology, moto_client
+from local_stack.topology import ACCOUNT_ID, TOPOLOGY_SERVICES, Topology, build_topology, moto_client
 
 DEFAULT_HOST = "172.17.0.1"
 """Docker's default bridge gateway: how a `sam local invoke` container reaches this machine."""
@@ -131,6 +131,8 @@ def sam_env_vars(
     overridden = set(addresses.parameter_overrides())
     globals_ = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
     queue_urls = {queue.url: addresses.queue_url(queue.name) for queue in topology.queues.values()}
+    # !Ref of a secret is its ARN, whose suffix moto draws at random; SecretId also takes the name.
+    local_names = {**queue_urls, **{topology.arns[i]: name for i, name in topology.secrets.items()}}
     env: dict[str, dict[str, str]] = {}
     for logical_id, resource in resources_of_type(template, "AWS::Serverless::Function").items():
         own = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
@@ -145,7 +147,7 @@ def sam_env_vars(
         for name, node in declared.items():
             if set(_references(node)) & (resources | overridden):
                 value = resolved[name]
-                variables[name] = queue_urls.get(value, value)
+                variables[name] = local_names.get(value, value)
         env[logical_id] = dict(sorted(variables.items()))
     return env
 
@@ -162,8 +164,8 @@ def generate_env_json(addresses: ServiceAddresses, template_path: Path = TEMPLAT
     """
     from moto import mock_aws  # noqa: PLC0415 - a dev tool's dependency, needed only here
 
-    with mock_aws():
-        clients = {name: moto_client(name) for name in ("sqs", "dynamodb", "secretsmanager")}
+    with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):  # as the server: see MotoServer
+        clients = {name: moto_client(name) for name in TOPOLOGY_SERVICES}
         topology = build_topology(
             template_path, addresses.parameter_overrides(), clients, LocalConfig().secret_values()
         )
@@ -227,7 +229,7 @@ class LocalServices:
         self.moto.start()
         self.mistral.start(self.addresses.mistral_port, self.bind_host)
         self.sink.start(self.addresses.graph_port, self.bind_host)
-        clients = {name: moto_client(name, self.moto.url) for name in ("sqs", "dynamodb", "secretsmanager")}
+        clients = {name: moto_client(name, self.moto.url) for name in TOPOLOGY_SERVICES}
         self.topology = build_topology(
             self.template, self.addresses.parameter_overrides(), clients, self.config.secret_values()
         )

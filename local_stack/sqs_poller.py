@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from local_stack.functions import FunctionRuntime, InvocationError
 from local_stack.topology import REGION, QueueInfo, SqsEventSource, moto_client
 
@@ -91,6 +93,10 @@ def failed_message_ids(result: Any, batch_ids: set[str], report_batch_item_failu
     return failed
 
 
+class EventSourceError(Exception):
+    """The event source mapping could not be created (Lambda refuses it, and so the deploy fails)."""
+
+
 class SqsPoller:
     """One event source mapping, `concurrency` pollers on one queue."""
 
@@ -103,6 +109,7 @@ class SqsPoller:
         endpoint_url: str,
         log: Callable[[str], None],
         concurrency: int,
+        credentials: Mapping[str, str] | None = None,
     ) -> None:
         self.source = source
         self.queue = queue
@@ -110,12 +117,23 @@ class SqsPoller:
         self.endpoint_url = endpoint_url
         self.log = log
         self.concurrency = concurrency
+        self.credentials = credentials
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.batches = 0
         self.failed_invocations = 0
 
     def start(self) -> SqsPoller:
+        """Start polling, once the role can read the queue (as CreateEventSourceMapping checks)."""
+        try:
+            moto_client("sqs", self.endpoint_url, self.credentials).get_queue_attributes(
+                QueueUrl=self.queue.url, AttributeNames=["VisibilityTimeout"]
+            )
+        except ClientError as error:
+            raise EventSourceError(
+                f"{self.runtime.spec.logical_id}: the event source mapping on {self.queue.name} cannot be "
+                f"created: the function's role cannot read the queue ({error})"
+            ) from error
         for index in range(self.concurrency):
             thread = threading.Thread(
                 target=self._run, name=f"poller-{self.runtime.spec.logical_id}-{index}", daemon=True
@@ -132,7 +150,7 @@ class SqsPoller:
             thread.join(timeout)
 
     def _run(self) -> None:
-        sqs = moto_client("sqs", self.endpoint_url)
+        sqs = moto_client("sqs", self.endpoint_url, self.credentials)
         while not self._stop.is_set():
             try:
                 messages = sqs.receive_message(

@@ -6,6 +6,7 @@ with LocalStack(parameters={"RetryBaseDelaySeconds": "1"}) as stack:
     stack.mistral.script(status=429, times=3, retry_after=1)
     stack.queue_depths()                   # {"InboundQueue": 0, ...} visible + in flight
     stack.kill_worker("AiReplyFunction")   # a crash mid-batch
+    stack.access_denials()                 # calls a function's role did not allow (IAM is enforced)
 """
 
 from __future__ import annotations
@@ -22,24 +23,29 @@ from pathlib import Path
 from typing import Any, Self
 
 from local_stack.api_gateway import ApiGateway
-from local_stack.config import STATE_DIR, TEMPLATE, LocalConfig
+from local_stack.config import ROOT, STATE_DIR, TEMPLATE, LocalConfig
 from local_stack.functions import FunctionRuntime
 from local_stack.graph_sink import GraphSink
 from local_stack.http_server import free_port
+from local_stack.iam_enforcer import STATE_PATH as IAM_STATE_PATH
 from local_stack.logs import LogSink
 from local_stack.mistral_standin import MistralStandIn
 from local_stack.moto_launcher import MotoServer, MotoServerError
-from local_stack.sqs_poller import SqsPoller
-from local_stack.topology import REGION, Topology, build_topology, moto_client
+from local_stack.sam_transform import sam_transform
+from local_stack.sqs_poller import EventSourceError, SqsPoller
+from local_stack.topology import (
+    REGION,
+    TOPOLOGY_SERVICES,
+    FunctionSpec,
+    Topology,
+    build_topology,
+    moto_client,
+)
 from local_stack.webhooks import signature
 
-DUMMY_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-}
+REGION_ENV = {"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
+ROLE_SESSION_SECONDS = 12 * 3600
+"""How long a function's role credentials last (Lambda renews them; the local stack asks for 12 hours)."""
 INHERITED_ENV = (
     "PATH",
     "HOME",
@@ -71,11 +77,15 @@ class LocalStack:
         port: int | None = None,
         echo_logs: bool = False,
         function_env: Mapping[str, Mapping[str, str]] | None = None,
-        template: Path = TEMPLATE,
+        template: Path | Mapping[str, Any] = TEMPLATE,
         max_http_workers: int = MAX_HTTP_WORKERS,
         print_chat: bool = False,
     ) -> None:
-        """`env` is the configuration environment (defaults to os.environ); `port` 0 = a free port."""
+        """`env` is the configuration environment (defaults to os.environ); `port` 0 = a free port.
+
+        `template` is template.yaml's path, or a template as data (its CodeUri paths relative
+        to the project root), e.g. a copy with a permission taken away.
+        """
         self.config = LocalConfig.from_env(os.environ if env is None else env)
         self.parameter_overrides = {**self.config.parameter_overrides, **(parameters or {})}
         self.port = self.config.port if port is None else port
@@ -95,6 +105,8 @@ class LocalStack:
         self._moto: MotoServer | None = None
         self.moto_url = ""
         self.topology: Topology | None = None
+        self.credentials: dict[str, dict[str, str]] = {}
+        """Function logical id -> its role session's AWS_ACCESS_KEY_ID/SECRET/SESSION_TOKEN."""
         self._sqs: Any = None
 
     # ------------------------------------------------------------ lifecycle
@@ -117,20 +129,26 @@ class LocalStack:
             print(f"graph-sink | {line}", flush=True)
 
     def start(self) -> Self:
-        self._start_moto()
         self.mistral.start()
         self.sink.start()
         overrides = dict(self.parameter_overrides)
         overrides.setdefault("MistralBaseUrl", self.mistral.base_url)
         overrides.setdefault("GraphApiBaseUrl", self.sink.base_url)
-        clients = {name: self._client(name) for name in ("sqs", "dynamodb", "secretsmanager")}
+        transformed = sam_transform(
+            self.template, overrides, root=None if isinstance(self.template, Path) else ROOT
+        )
+        self._start_moto(load_managed_policies=transformed.attaches_aws_managed_policies())
+        clients = {name: self._client(name) for name in TOPOLOGY_SERVICES}
         self._sqs = clients["sqs"]
-        self.topology = build_topology(self.template, overrides, clients, self.config.secret_values())
+        self.topology = build_topology(transformed, overrides, clients, self.config.secret_values())
         for logical_id, spec in self.topology.functions.items():
+            self.credentials[logical_id] = self._role_credentials(spec)
             environment = {
                 **{k: os.environ[k] for k in INHERITED_ENV if k in os.environ},
                 "NO_PROXY": "127.0.0.1,localhost",
-                **DUMMY_CREDENTIALS,
+                **REGION_ENV,
+                # As Lambda does: the function runs with temporary credentials of its execution role.
+                **self.credentials[logical_id],
                 "AWS_LAMBDA_FUNCTION_NAME": f"wa-local-{logical_id}",
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
                 "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
@@ -163,14 +181,16 @@ class LocalStack:
                 if not source.enabled:
                     continue
                 self.pollers.append(
-                    SqsPoller(
+                    self._poller(
                         source=source,
                         queue=self.topology.queue(source.queue_logical_id),
                         runtime=self.runtimes[logical_id],
                         endpoint_url=self.moto_url,
                         log=self._logger("event-source"),
                         concurrency=source.maximum_concurrency or 5,
-                    ).start()
+                        # In AWS the mapping polls with the function's execution role.
+                        credentials=self.credentials[logical_id],
+                    )
                 )
         self.api.start(self.port)
         assert self.api.server is not None
@@ -191,8 +211,14 @@ class LocalStack:
             self._moto.stop()
         self.logs.close()
 
-    def _start_moto(self) -> None:
-        self._moto = MotoServer(free_port(), self.run_dir / "moto.log")
+    def _start_moto(self, load_managed_policies: bool) -> None:
+        self._moto = MotoServer(
+            free_port(),
+            self.run_dir / "moto.log",
+            enforce_iam=True,
+            on_iam_event=self._iam_denied,
+            load_managed_policies=load_managed_policies,
+        )
         self.moto_url = self._moto.url
         try:
             self._moto.start()
@@ -201,6 +227,74 @@ class LocalStack:
 
     def _client(self, service: str) -> Any:
         return moto_client(service, self.moto_url)
+
+    @staticmethod
+    def _poller(**arguments: Any) -> SqsPoller:
+        try:
+            return SqsPoller(**arguments).start()
+        except EventSourceError as error:
+            raise StackError(str(error)) from error
+
+    def _role_credentials(self, spec: FunctionSpec) -> dict[str, str]:
+        """Temporary credentials of the function's role, from moto's STS (Lambda assumes the role)."""
+        assert self.topology is not None
+        assert spec.role_logical_id is not None
+        role = self.topology.roles[spec.role_logical_id]
+        credentials = self._client("sts").assume_role(
+            RoleArn=role.arn, RoleSessionName=spec.function_name, DurationSeconds=ROLE_SESSION_SECONDS
+        )["Credentials"]
+        return {
+            "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": credentials["SessionToken"],
+        }
+
+    def _function_of_session(self, session: str | None) -> str | None:
+        if self.topology is None or session is None:
+            return None
+        functions = self.topology.functions.values()
+        return next((f.logical_id for f in functions if f.function_name == session), None)
+
+    def _iam_denied(self, line: str) -> None:
+        """One denial, as moto's IAM check reported it: one loud line in the stack's log."""
+        try:
+            record = json.loads(line)
+        except ValueError:
+            self.logs.emit("iam", line, "stderr")
+            return
+        session = record.get("session")
+        function = self._function_of_session(session) or session or "an unknown caller"
+        self.logs.emit(
+            "iam",
+            f"{record['code']}: {function} (role {record.get('role')}) may not {record['action']} on "
+            f"{record['resource']} ({record['operation']}): {record['detail']}",
+            "stderr",
+        )
+
+    def _iam_state(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.moto_url}{IAM_STATE_PATH}", timeout=10) as response:
+            state: dict[str, Any] = json.loads(response.read())
+        return state
+
+    def access_denials(self) -> list[dict[str, Any]]:
+        """Every call a function's role did not allow so far, oldest first.
+
+        Each: function (logical id), role, action, resource, code (the AWS error code the
+        function got), detail (which statement decided, or none allowed), message (AWS's).
+        """
+        denials = self._iam_state()["denials"]
+        for denial in denials:
+            denial["function"] = self._function_of_session(denial.get("session"))
+        return list(denials)
+
+    def allowed_calls(self) -> set[tuple[str, str, str]]:
+        """Every distinct (function logical id, IAM action, resource ARN) a role allowed so far."""
+        found = set()
+        for _role, session, action, resource in self._iam_state()["allowed"]:
+            function = self._function_of_session(session)
+            if function is not None:
+                found.add((function, action, resource))
+        return found
 
     # ------------------------------------------------------------ use
     @property

@@ -5,6 +5,9 @@ fault tests within seconds; every secret is random so the log scan means somethi
 The AWS services a fault test takes away reach the functions through fault proxies
 (`local_stack.fault_proxy`), which pass everything through until a test cuts one;
 their lines go to the stack's log, which the last test scans for secrets.
+
+IAM is enforced: each function calls AWS with its own role's credentials, and a test
+during which any call was denied fails, unless it is marked `expect_access_denied`.
 """
 
 from __future__ import annotations
@@ -56,6 +59,25 @@ def stack(outages: FaultProxies) -> Iterator[LocalStack]:
     ) as running:
         outages.start(running.moto_url, log=lambda line: running.logs.emit("fault-proxy", line))
         yield running
+
+
+@pytest.fixture(autouse=True)
+def no_access_denied(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A call a function's role does not allow fails the test, as it would fail in AWS."""
+    if "stack" not in request.fixturenames or request.node.get_closest_marker("expect_access_denied"):
+        yield
+        return
+    stack: LocalStack = request.getfixturevalue("stack")
+    before = len(stack.access_denials())
+    yield
+    denials = stack.access_denials()[before:]
+    if denials:
+        pytest.fail(
+            "AWS would have denied calls of the functions (add the permission to the function's role in "
+            "template.yaml, or mark the test expect_access_denied):\n"
+            + "\n".join(f"  {d['function']}: {d['message']} ({d['detail']})" for d in denials),
+            pytrace=False,
+        )
 
 
 @pytest.fixture(autouse=True)

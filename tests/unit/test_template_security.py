@@ -1,105 +1,133 @@
-"""template.yaml's security and operability rules, read from the template itself (CloudFormation tags kept).
+"""template.yaml's security and operability rules, checked on the template *after* the SAM transform.
 
-Each rule is a function returning its violations, so a test can also show that the
-rule catches a broken copy of the template (a check that cannot fail proves nothing).
+What CloudFormation deploys is the transformed template: SAM adds roles, managed
+policies (AWSLambdaSQSQueueExecutionRole...) and policy templates expanded to their
+statements. So the IAM rules read each function's role as IAM holds it once the
+transformed template is created (in moto's in-process mock: intrinsics resolved,
+conditions decided, managed policies' real documents), with the default parameters
+and with TracingEnabled=true; the queue and alarm rules read the transformed
+resources. Each rule is a function returning its violations, so a test can also show
+that it catches a broken copy of the template (a check that cannot fail proves nothing).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from local_stack.cfn import load_template
+from local_stack.iam_policy import action_matches, evaluate, resource_matches, statements
+from local_stack.sam_transform import sam_transform
+from tests.iam_support import BuiltStack, build_in_moto
 from tests.support import ROOT
 
 Template = dict[str, Any]
 
-SAM_POLICY_TEMPLATES = frozenset(
-    {
-        "SQSSendMessagePolicy",
-        "SQSPollerPolicy",
-        "AWSSecretsManagerGetSecretValuePolicy",
-        "DynamoDBCrudPolicy",
-        "DynamoDBReadPolicy",
-        "DynamoDBWritePolicy",
-        "CloudWatchPutMetricPolicy",
-    }
-)
-"""The SAM policy templates a function may use; each one is scoped by its parameters."""
+GUARDED_SERVICES = {
+    "sqs": "arn:aws:sqs:us-east-1:123456789012:someone-elses-queue",
+    "dynamodb": "arn:aws:dynamodb:us-east-1:123456789012:table/someone-elses-table",
+    "secretsmanager": "arn:aws:secretsmanager:us-east-1:123456789012:secret:someone-elses-secret-AbCdEf",
+    "kms": "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000",
+}
+"""Services whose actions must name their resources; each with a resource of someone else's."""
+FORBIDDEN_ACTIONS = ("dynamodb:Scan", "dynamodb:BatchWriteItem")
+"""The code never scans nor batch-writes; a role that may do so is wider than it needs."""
+XRAY_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+TRACING_ON = {"TracingEnabled": "true"}
 
 
 @pytest.fixture(scope="module")
-def template() -> Template:
+def sam_template() -> Template:
     return load_template(ROOT / "template.yaml")
+
+
+@pytest.fixture(scope="module")
+def template(sam_template: Template) -> Template:
+    """The transformed template (CloudFormation resources, intrinsics unresolved)."""
+    return sam_transform(sam_template, root=ROOT).template
+
+
+@pytest.fixture(scope="module")
+def built() -> BuiltStack:
+    return build_in_moto()
+
+
+@pytest.fixture(scope="module")
+def built_with_tracing() -> BuiltStack:
+    return build_in_moto(parameters=TRACING_ON)
 
 
 def resources(template: Template, kind: str) -> dict[str, dict[str, Any]]:
     return {name: r for name, r in template["Resources"].items() if r.get("Type") == kind}
 
 
-def _statements(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every IAM statement anywhere in the template, with where it is."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "Statement":
-                for index, statement in enumerate(value if isinstance(value, list) else [value]):
-                    yield f"{path}/Statement[{index}]", statement
-            else:
-                yield from _statements(value, f"{path}/{key}")
-    elif isinstance(node, list):
-        for index, item in enumerate(node):
-            yield from _statements(item, f"{path}[{index}]")
+# ----------------------------------------------------------------- IAM rules (roles as IAM holds them)
+def _listed(value: Any) -> list[str]:
+    return [str(v) for v in (value if isinstance(value, list) else [value])]
 
 
-def wildcard_resources(template: Template) -> list[str]:
+def unscoped_grants(built: BuiltStack) -> list[str]:
+    """Allow statements granting a guarded service's actions on resources beyond the stack's own."""
     found = []
-    for where, statement in _statements(template):
-        resource = statement.get("Resource") if isinstance(statement, dict) else None
-        targets = resource if isinstance(resource, list) else [resource]
-        if "NotResource" in statement or any(isinstance(t, str) and t.strip() == "*" for t in targets):
-            found.append(where)
+    for function, policies in built.policies.items():
+        for policy in policies:
+            for index, statement in enumerate(statements(policy.document)):
+                if statement.get("Effect") != "Allow":
+                    continue
+                actions = _listed(statement.get("Action", statement.get("NotAction", "*")))
+                for service, foreign in GUARDED_SERVICES.items():
+                    if "NotAction" not in statement and not any(
+                        action_matches(a.split(":", 1)[0], service) for a in actions
+                    ):
+                        continue
+                    wide = "NotResource" in statement or any(
+                        resource_matches(r, foreign) for r in _listed(statement.get("Resource"))
+                    )
+                    if wide:
+                        found.append(
+                            f"{function}: {policy.name} statement {index} grants {service} on {foreign}"
+                        )
     return found
 
 
-def _own_reference(value: Any, own: set[str]) -> bool:
-    """`!Ref X` or `!GetAtt X.Attr` where X is a resource of this template."""
-    if isinstance(value, dict) and set(value) == {"Ref"}:
-        return value["Ref"] in own
-    if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
-        return value["Fn::GetAtt"][0] in own
-    return False
+def forbidden_grants(built: BuiltStack) -> list[str]:
+    """Functions whose role allows an action the code never calls (Scan, BatchWriteItem) on anything."""
+    return [
+        f"{function}: {action}"
+        for function, policies in built.policies.items()
+        for action in FORBIDDEN_ACTIONS
+        if any(
+            action_matches(pattern, action)
+            for policy in policies
+            for statement in statements(policy.document)
+            if statement.get("Effect") == "Allow"
+            for pattern in _listed(statement.get("Action", "*"))
+        )
+    ]
 
 
-def unscoped_function_policies(template: Template) -> list[str]:
-    own = set(template["Resources"])
-    problems = []
-    for name, function in resources(template, "AWS::Serverless::Function").items():
-        properties = function["Properties"]
-        if "Role" in properties:
-            problems.append(f"{name}: brings its own Role")
-        policies = properties.get("Policies", [])
-        for index, policy in enumerate(policies if isinstance(policies, list) else [policies]):
-            where = f"{name}.Policies[{index}]"
-            if not isinstance(policy, dict) or len(policy) != 1:
-                problems.append(f"{where}: not a single SAM policy template ({policy!r})")
-                continue
-            [(kind, parameters)] = policy.items()
-            if kind not in SAM_POLICY_TEMPLATES:
-                problems.append(f"{where}: {kind} is not an allowed SAM policy template")
-            elif not isinstance(parameters, dict) or not parameters:
-                problems.append(f"{where}: {kind} has no scoping parameters")
-            else:
-                problems.extend(
-                    f"{where}: {kind}.{key} is not a !Ref/!GetAtt of this template's resources"
-                    for key, value in parameters.items()
-                    if not _own_reference(value, own)
-                )
-    return problems
+def xray_writers(built: BuiltStack) -> list[str]:
+    """Functions whose role may send traces."""
+    return sorted(
+        function
+        for function, policies in built.policies.items()
+        if any(evaluate(policies, action, "*").allowed for action in XRAY_ACTIONS)
+    )
 
 
+def ignored_policies(sam_template: Template) -> list[str]:
+    """Functions with both Role and Policies: SAM silently drops the Policies (the role is used as is)."""
+    globals_policies = "Policies" in sam_template.get("Globals", {}).get("Function", {})
+    return sorted(
+        name
+        for name, function in resources(sam_template, "AWS::Serverless::Function").items()
+        if "Role" in function["Properties"] and (globals_policies or "Policies" in function["Properties"])
+    )
+
+
+# ----------------------------------------------------------------- queue and alarm rules
 def dead_letter_queues(template: Template) -> set[str]:
     return {
         q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
@@ -149,8 +177,8 @@ def unalarmed_dead_letter_queues(template: Template) -> list[str]:
 
 def graph_auth_alarms(template: Template) -> list[str]:
     """Alarms on GraphAuthFailed as the send function emits it (namespace and service from the template)."""
-    namespace = template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
     send = template["Resources"]["SendReplyFunction"]["Properties"]["Environment"]["Variables"]
+    namespace = send["POWERTOOLS_METRICS_NAMESPACE"]  # from Globals: the transform merged it in
     expected_dimensions = [{"Name": "service", "Value": send["POWERTOOLS_SERVICE_NAME"]}]
     return [
         name
@@ -187,15 +215,23 @@ def test_graph_account_blocked_alarm_watches_what_the_send_function_emits(templa
 
 
 # ----------------------------------------------------------------- the real template
-def test_no_iam_statement_grants_every_resource(template: Template) -> None:
-    assert wildcard_resources(template) == []
+@pytest.mark.parametrize("parameters", [{}, TRACING_ON], ids=["defaults", "tracing"])
+def test_no_guarded_action_on_resources_beyond_the_stacks_own(
+    parameters: dict[str, str], built: BuiltStack, built_with_tracing: BuiltStack
+) -> None:
+    stack = built_with_tracing if parameters else built
+    assert sorted(stack.policies) == ["AiReplyFunction", "SendReplyFunction", "WebhookFunction"]
+    assert unscoped_grants(stack) == []
+    assert forbidden_grants(stack) == []
 
 
-def test_functions_use_only_sam_policy_templates_scoped_to_own_resources(template: Template) -> None:
-    functions = resources(template, "AWS::Serverless::Function")
-    assert len(functions) == 3
-    assert all(f["Properties"].get("Policies") for f in functions.values())
-    assert unscoped_function_policies(template) == []
+def test_no_function_has_policies_sam_would_ignore(sam_template: Template) -> None:
+    assert ignored_policies(sam_template) == []
+
+
+def test_xray_write_only_when_tracing_is_on(built: BuiltStack, built_with_tracing: BuiltStack) -> None:
+    assert xray_writers(built) == []
+    assert xray_writers(built_with_tracing) == ["AiReplyFunction", "SendReplyFunction", "WebhookFunction"]
 
 
 def test_queues_are_encrypted_fifo_with_redrive_except_dead_letter_queues(template: Template) -> None:
@@ -212,38 +248,86 @@ def test_graph_auth_failed_alarm_watches_what_the_send_function_emits(template: 
 
 
 # ----------------------------------------------------------------- the rules catch broken copies
-def test_rules_catch_a_wildcard_anywhere(template: Template) -> None:
-    broken = copy.deepcopy(template)
-    broken["Resources"]["AiReplyFunction"]["Properties"]["Policies"].append(
-        {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+def _role_statements(template: Template, role: str) -> list[Any]:
+    policies = template["Resources"][role]["Properties"]["Policies"]
+    statements_: list[Any] = policies[0]["PolicyDocument"]["Statement"]
+    return statements_
+
+
+def test_rules_catch_sams_default_policies(sam_template: Template) -> None:
+    """SAM's own policies, as a function with `Policies:` gets them: the SQS poller role on every queue,
+    DynamoDBCrudPolicy's Scan and BatchWriteItem, X-Ray on with tracing."""
+    broken = copy.deepcopy(sam_template)
+    function = broken["Resources"]["AiReplyFunction"]["Properties"]
+    del function["Role"]
+    del broken["Resources"]["AiReplyFunctionRole"]  # SAM creates a role of that name
+    function["Policies"] = [{"DynamoDBCrudPolicy": {"TableName": {"Ref": "MemoryTable"}}}]
+    stack = build_in_moto(broken, TRACING_ON)
+    assert any(
+        "AWSLambdaSQSQueueExecutionRole" in problem and " sqs " in problem
+        for problem in unscoped_grants(stack)
     )
-    broken["Resources"]["Extra"] = {
-        "Type": "AWS::IAM::Policy",
-        "Properties": {
-            "PolicyDocument": {"Statement": {"Effect": "Allow", "Action": "*", "Resource": ["*"]}}
-        },
-    }
-    assert len(wildcard_resources(broken)) == 2
-    index = len(broken["Resources"]["AiReplyFunction"]["Properties"]["Policies"]) - 1
-    assert unscoped_function_policies(broken) == [
-        f"AiReplyFunction.Policies[{index}]: Statement is not an allowed SAM policy template"
+    assert forbidden_grants(stack) == [
+        "AiReplyFunction: dynamodb:Scan",
+        "AiReplyFunction: dynamodb:BatchWriteItem",
     ]
+    assert build_in_moto(broken).policies["AiReplyFunction"]  # SAM's role, built without tracing too
 
 
 @pytest.mark.parametrize(
-    "policy",
+    ("action", "resource"),
     [
-        "AmazonSQSFullAccess",
-        {"DynamoDBCrudPolicy": {"TableName": "some-other-table"}},
-        {"DynamoDBCrudPolicy": {"TableName": {"Ref": "MistralModel"}}},  # a parameter, not a resource
-        {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Fn::Sub": "arn:aws:secretsmanager:*"}}},
-        {"S3FullAccessPolicy": {"BucketName": {"Ref": "IdempotencyTable"}}},
+        ("kms:Decrypt", "*"),
+        ("secretsmanager:*", {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:*"}),
+        ("*", "*"),
+        ("sqs:SendMessage", {"Fn::Sub": "arn:aws:sqs:${AWS::Region}:${AWS::AccountId}:*"}),
+        ("dynamodb:GetItem", {"Fn::Sub": "arn:aws:dynamodb:${AWS::Region}:${AWS::AccountId}:table/*"}),
     ],
 )
-def test_rules_catch_unscoped_policies(template: Template, policy: Any) -> None:
-    broken = copy.deepcopy(template)
-    broken["Resources"]["SendReplyFunction"]["Properties"]["Policies"].append(policy)
-    assert len(unscoped_function_policies(broken)) == 1
+def test_rules_catch_a_grant_beyond_the_stacks_own(
+    sam_template: Template, action: str, resource: Any
+) -> None:
+    broken = copy.deepcopy(sam_template)
+    _role_statements(broken, "SendReplyFunctionRole").append(
+        {"Effect": "Allow", "Action": action, "Resource": resource}
+    )
+    assert len(unscoped_grants(build_in_moto(broken))) >= 1
+
+
+def test_rules_catch_not_resource_and_scan(sam_template: Template) -> None:
+    broken = copy.deepcopy(sam_template)
+    _role_statements(broken, "WebhookFunctionRole").append(
+        {
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "NotResource": {"Fn::GetAtt": ["OutboundQueue", "Arn"]},
+        }
+    )
+    _role_statements(broken, "AiReplyFunctionRole").append(
+        {"Effect": "Allow", "Action": "dynamodb:*", "Resource": {"Fn::GetAtt": ["MemoryTable", "Arn"]}}
+    )
+    stack = build_in_moto(broken)
+    assert [p.split(":")[0] for p in unscoped_grants(stack)] == ["WebhookFunction"]
+    assert forbidden_grants(stack) == [
+        "AiReplyFunction: dynamodb:Scan",
+        "AiReplyFunction: dynamodb:BatchWriteItem",
+    ]
+
+
+def test_rules_catch_policies_next_to_a_role(sam_template: Template) -> None:
+    broken = copy.deepcopy(sam_template)
+    broken["Resources"]["AiReplyFunction"]["Properties"]["Policies"] = [
+        {"SNSPublishMessagePolicy": {"TopicName": "alerts"}}
+    ]
+    assert ignored_policies(broken) == ["AiReplyFunction"]
+
+
+def test_rules_catch_xray_without_tracing(sam_template: Template) -> None:
+    broken = copy.deepcopy(sam_template)
+    _role_statements(broken, "SendReplyFunctionRole").append(
+        {"Effect": "Allow", "Action": "xray:PutTraceSegments", "Resource": "*"}
+    )
+    assert xray_writers(build_in_moto(broken)) == ["SendReplyFunction"]
 
 
 def test_rules_catch_queue_and_alarm_gaps(template: Template) -> None:
