@@ -175,26 +175,10 @@ def unalarmed_dead_letter_queues(template: Template) -> list[str]:
     return sorted(dead_letter_queues(template) - watched)
 
 
-def graph_auth_alarms(template: Template) -> list[str]:
-    """Alarms on GraphAuthFailed as the send function emits it (namespace and service from the template)."""
+def send_metric_alarms(template: Template, metric: str) -> list[str]:
+    """Alarms on `metric` as the send function emits it (namespace and service from the template)."""
     send = template["Resources"]["SendReplyFunction"]["Properties"]["Environment"]["Variables"]
     namespace = send["POWERTOOLS_METRICS_NAMESPACE"]  # from Globals: the transform merged it in
-    expected_dimensions = [{"Name": "service", "Value": send["POWERTOOLS_SERVICE_NAME"]}]
-    return [
-        name
-        for name, alarm in resources(template, "AWS::CloudWatch::Alarm").items()
-        if alarm["Properties"].get("Namespace") == namespace
-        and alarm["Properties"].get("MetricName") == "GraphAuthFailed"
-        and alarm["Properties"].get("Dimensions") == expected_dimensions
-        and alarm["Properties"].get("ComparisonOperator") == "GreaterThanThreshold"
-        and alarm["Properties"].get("Threshold") == 0
-    ]
-
-
-def send_metric_alarms(template: Template, metric: str) -> list[str]:
-    """Alarms on `metric` as the send function emits it (the rule of `graph_auth_alarms`, any metric)."""
-    namespace = template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
-    send = template["Resources"]["SendReplyFunction"]["Properties"]["Environment"]["Variables"]
     dimensions = [{"Name": "service", "Value": send["POWERTOOLS_SERVICE_NAME"]}]
     return [
         name
@@ -244,7 +228,7 @@ def test_each_dead_letter_queue_has_a_depth_alarm(template: Template) -> None:
 
 
 def test_graph_auth_failed_alarm_watches_what_the_send_function_emits(template: Template) -> None:
-    assert graph_auth_alarms(template) == ["GraphAuthFailureAlarm"]
+    assert send_metric_alarms(template, "GraphAuthFailed") == ["GraphAuthFailureAlarm"]
 
 
 # ----------------------------------------------------------------- the rules catch broken copies
@@ -341,4 +325,4 @@ def test_rules_catch_queue_and_alarm_gaps(template: Template) -> None:
         "OutboundQueue: SqsManagedSseEnabled is not true",
     ]
     assert unalarmed_dead_letter_queues(broken) == ["OutboundDeadLetterQueue"]
-    assert graph_auth_alarms(broken) == []
+    assert send_metric_alarms(broken, "GraphAuthFailed") == []
