@@ -61,7 +61,7 @@ def test_a_failed_entry_is_resent_before_the_later_entries_of_its_conversation()
     assert sqs.order_of("a") == ["a1", "a2", "a3"]
     assert sqs.order_of("b") == ["b1"]
     # a2 never went out before a1 was accepted (in the same call it could have been accepted alone).
-    first_sent = {}
+    first_sent: dict[str, int] = {}
     for number, call in enumerate(sqs.calls):
         for entry in call:
             first_sent.setdefault(entry["MessageBody"], number)
