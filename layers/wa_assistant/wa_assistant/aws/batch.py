@@ -252,6 +252,11 @@ class FifoBatch:
         context: LambdaContext | None,
         record_handler: RecordHandler,
     ) -> PartialItemFailureResponse:
+        """Handle every record; report those that must come back (Powertools' response shape).
+
+        `context` keeps the signature of Powertools' process_partial_response; it is not read
+        here, the handlers check the time left themselves (wa_assistant.aws.deadline).
+        """
         records = [SQSRecord(raw) for raw in event["Records"]]
         groups: dict[str, list[SQSRecord]] = {}
         for record in records:
