@@ -8,19 +8,22 @@ instead, and is not counted as an attempt (nothing was tried).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from wa_assistant.aws.batch import RetryLater
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 SAFETY_MARGIN_SECONDS = 5.0
 """Time kept after the slowest possible call: the writes that complete it (idempotency record,
 memory, the next queue's SendMessageBatch) and the batch's own bookkeeping (visibility changes)."""
 
 
-def ensure_time_for_call(context: LambdaContext | None, call_seconds: float, call: str) -> None:
+class Invocation(Protocol):
+    """What this check needs of Lambda's context object."""
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+def ensure_time_for_call(context: Invocation | None, call_seconds: float, call: str) -> None:
     """Raise an uncounted RetryLater unless a call taking up to `call_seconds` (connect + read
     timeouts) can finish with SAFETY_MARGIN_SECONDS to spare. Without a context (a test, a
     script) there is no deadline."""
