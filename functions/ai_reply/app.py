@@ -7,7 +7,9 @@ longer than Meta redelivers); outcomes map to the queue as follows:
 - answered / fallback / ignored / outside the 24-hour window: acknowledged;
 - model rejected the key or request (401/403/400/422): parked in the dead-letter
   queue at once + MistralRequestRejected metric (alarmed), see wa_assistant.model.chat;
-- transient model failure or another worker still answering: RetryLater (backoff);
+- transient model failure: RetryLater (backoff, a counted attempt);
+- another worker still answering, or no time left for a model call: RetryLater
+  not counted as an attempt (nothing was tried);
 - undecodable record: parked in the dead-letter queue.
 """
 
@@ -30,7 +32,8 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from wa_assistant.aws.batch import FifoBatch, ParkInDeadLetterQueue, RetryLater
+from wa_assistant.aws.batch import AttemptCounter, FifoBatch, ParkInDeadLetterQueue, RetryLater, body_field
+from wa_assistant.aws.deadline import ensure_time_for_call
 from wa_assistant.aws.queue import MessageQueue
 from wa_assistant.aws.secrets import secret_text
 from wa_assistant.conversation.answering import Answerer, AnswerSettings
@@ -47,14 +50,14 @@ SERVICE_WINDOW_HOURS = float(os.environ.get("SERVICE_WINDOW_HOURS") or "24")
 MISTRAL_SECRET_NAME = os.environ["MISTRAL_SECRET_NAME"]
 
 model_settings = MistralSettings.from_env()
-TIME_NEEDED_FOR_MODEL_MS = (
-    model_settings.connect_timeout_seconds + model_settings.read_timeout_seconds + 5
-) * 1000
-"""A model call that cannot finish before the invocation ends is not started (see handle_record)."""
+MODEL_CALL_SECONDS = model_settings.connect_timeout_seconds + model_settings.read_timeout_seconds
+"""The longest one model call can take; one that cannot finish in this invocation is not started."""
 
 batch = FifoBatch(
     source_queue_url=os.environ["SOURCE_QUEUE_URL"],
     dead_letter_queue=MessageQueue(os.environ["DEAD_LETTER_QUEUE_URL"]),
+    attempts=AttemptCounter(os.environ["IDEMPOTENCY_TABLE_NAME"]),
+    correlation_id_of=body_field("message_id"),
 )
 answerer = Answerer(
     settings=AnswerSettings.from_env(),
@@ -120,14 +123,8 @@ def handle_record(record: SQSRecord, context: LambdaContext | None = None) -> No
         metrics.add_metric(name="MessagesIgnored", unit="Count", value=1)
         return
 
-    if (
-        isinstance(plan, AskModel)
-        and context is not None
-        and context.get_remaining_time_in_millis() < TIME_NEEDED_FOR_MODEL_MS
-    ):
-        # Lambda would kill the call half-way and the whole batch would wait for the
-        # visibility timeout; handing the record back now costs only a short backoff.
-        raise RetryLater("not enough time left in this invocation for a model call")
+    if isinstance(plan, AskModel):
+        ensure_time_for_call(context, MODEL_CALL_SECONDS, "a model call")
     try:
         answer_once(plan, message=message)
     except MistralError as error:
@@ -141,7 +138,7 @@ def handle_record(record: SQSRecord, context: LambdaContext | None = None) -> No
         metrics.add_metric(name="MistralRequestRejected", unit="Count", value=1)
         raise ParkInDeadLetterQueue(str(error)) from error
     except IdempotencyAlreadyInProgressError as error:
-        raise RetryLater("another invocation is answering this message") from error
+        raise RetryLater("another invocation is answering this message", counts_as_attempt=False) from error
 
 
 @tracer.capture_lambda_handler

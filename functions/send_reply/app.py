@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from wa_assistant.aws.batch import FifoBatch, ParkInDeadLetterQueue
+from wa_assistant.aws.batch import AttemptCounter, FifoBatch, ParkInDeadLetterQueue, body_field
 from wa_assistant.aws.queue import MessageQueue
 from wa_assistant.aws.secrets import secret_text
 from wa_assistant.observability import logger, metrics, tracer
@@ -32,21 +32,24 @@ def _access_token() -> str:
     return secret_text(os.environ["GRAPH_SECRET_NAME"])
 
 
+http = http_client(GRAPH_TIMEOUT_SECONDS)
 delivery = OutboundDelivery(
     graph=GraphClient(
         base_url=os.environ.get("GRAPH_API_BASE_URL", "https://graph.facebook.com"),
         api_version=os.environ.get("GRAPH_API_VERSION", "v23.0"),
         access_token=_access_token,
-        http=http_client(GRAPH_TIMEOUT_SECONDS),
+        http=http,
     ),
     persistence_store=DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"]),
     config=idempotency_config(),
     quote_inbound_message=os.environ.get("QUOTE_INBOUND_MESSAGE", "true").lower() == "true",
-    seconds_per_call=GRAPH_TIMEOUT_SECONDS,
+    seconds_per_call=(http.timeout.connect or 0) + (http.timeout.read or 0),  # the longest one call takes
 )
 batch = FifoBatch(
     source_queue_url=os.environ["SOURCE_QUEUE_URL"],
     dead_letter_queue=MessageQueue(os.environ["DEAD_LETTER_QUEUE_URL"]),
+    attempts=AttemptCounter(os.environ["IDEMPOTENCY_TABLE_NAME"]),
+    correlation_id_of=body_field("inbound_message_id"),
 )
 
 

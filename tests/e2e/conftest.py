@@ -23,8 +23,12 @@ from local_stack.fault_proxy import FaultProxies
 E2E_PARAMETERS = {
     "InboundVisibilityTimeout": "20",
     "OutboundVisibilityTimeout": "15",
-    "RetryBaseDelaySeconds": "1",
-    "MaxReceiveCount": "10",
+    # Backoffs of 0.05-0.1 s doubling per attempt: eight failures in a row pass in ~20 s.
+    "RetryBaseDelaySeconds": "0.1",
+    # Parking after real attempts is tested on this stack; every other test fails a message at most 8 times.
+    "RetryMaxAttempts": "10",
+    # Followers of a failing message ride along in its batch (and are skipped), as with a real burst.
+    "AiBatchSize": "10",
     "MistralTimeoutSeconds": "2",
     "GraphTimeoutSeconds": "3",
     # A warm function rereads its secret after 2 s, so an outage of Secrets Manager is felt at once.

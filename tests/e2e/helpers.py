@@ -81,12 +81,31 @@ def function_records(stack: LocalStack, function: str, since: int = 0) -> list[d
 
 
 def retries_logged(stack: LocalStack, function: str, wamids: Iterable[str], since: int = 0) -> list[int]:
-    """The `attempt` of each "Will retry" line the function logged for these wamids."""
+    """The `attempt` of each counted "Will retry" line the function logged for these wamids."""
     wanted = set(wamids)
     return [
         int(r["attempt"])
         for r in function_records(stack, function, since)
-        if r.get("message") == "Will retry" and r.get("correlation_id") in wanted
+        if r.get("message") == "Will retry" and r.get("counted_attempt") and r.get("correlation_id") in wanted
+    ]
+
+
+def skips_logged(stack: LocalStack, function: str, wamids: Iterable[str], since: int = 0) -> Counter[str]:
+    """How often each of these wamids was skipped (not attempted) behind a failing message."""
+    wanted = set(wamids)
+    return Counter(
+        r["correlation_id"]
+        for r in function_records(stack, function, since)
+        if str(r.get("message", "")).startswith("Skipped") and r.get("correlation_id") in wanted
+    )
+
+
+def parked_logged(stack: LocalStack, function: str, since: int = 0) -> list[dict[str, Any]]:
+    """The "Parked in the dead-letter queue" lines of a function."""
+    return [
+        r
+        for r in function_records(stack, function, since)
+        if r.get("message") == "Parked in the dead-letter queue"
     ]
 
 

@@ -77,6 +77,7 @@ def test_killed_ai_worker_redelivers_its_batch_and_answers_each_message_once(sta
         if r.get("message") == "Will retry" and "another invocation" in str(r.get("reason"))
     ]
     assert in_progress, "the redelivered message should have waited for the dead invocation's lock"
+    assert {r["counted_attempt"] for r in in_progress} == {False}  # waiting for a lock is not an attempt
     assert {r["correlation_id"] for r in in_progress} <= set(wamid_of_each(sent))
     depths = stack.queue_depths()
     assert depths["InboundDeadLetterQueue"] == depths["OutboundDeadLetterQueue"] == 0

@@ -38,6 +38,8 @@ BASE_ENV = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "SECRETS_MAX_AGE_SECONDS": "300",
     "RETRY_BASE_SECONDS": "0",
+    "RETRY_MAX_ATTEMPTS": "200",
+    "RETRY_BUDGET_HOURS": "24",
     "MISTRAL_SECRET_NAME": "ai-reply/mistral-api-key",
     "MISTRAL_BASE_URL": MISTRAL_BASE_URL,
     "MISTRAL_MODEL": "mistral-small-latest",

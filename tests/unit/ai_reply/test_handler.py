@@ -15,6 +15,7 @@ import respx
 from tests.support import ROOT, FakeLambdaContext, load_function
 from tests.unit.ai_reply.helpers import (
     API_KEY,
+    BASE_ENV,
     FALLBACK,
     Captured,
     Stack,
@@ -42,6 +43,16 @@ def failed_ids(response: dict[str, Any]) -> set[str]:
 
 def replies(actions: list[Any]) -> list[TextReply]:
     return [action for action in actions if isinstance(action, TextReply)]
+
+
+def counted_attempts(stack: Stack) -> dict[str, int]:
+    """SQS message id -> real attempts the function counted (retry# items of the idempotency table)."""
+    items = stack.dynamodb.scan(TableName=BASE_ENV["IDEMPOTENCY_TABLE_NAME"])["Items"]
+    return {
+        item["id"]["S"].rsplit("#", 1)[-1]: int(item["attempts"]["N"])
+        for item in items
+        if item["id"]["S"].startswith("retry#")
+    }
 
 
 def test_answers_a_text_with_typing_indicator_then_reply(
@@ -458,6 +469,7 @@ def test_transient_failures_are_retried_and_send_no_reply(
     assert failed_ids(response) == {event["Records"][0]["messageId"]}
     assert replies(stack.outbound_actions()) == []
     assert stack.drain(stack.dlq_url) == []
+    assert counted_attempts(stack) == {event["Records"][0]["messageId"]: 1}
 
 
 def test_a_message_another_worker_is_answering_is_retried_later(
@@ -481,6 +493,7 @@ def test_a_message_another_worker_is_answering_is_retried_later(
     assert failed_ids(concurrent[0]) == {event["Records"][0]["messageId"]}
     assert mistral.call_count == 1
     assert len(replies(stack.outbound_actions())) == 1
+    assert counted_attempts(stack) == {}  # the worker that backed off tried nothing
 
 
 def test_the_sample_event_is_answered(
@@ -512,6 +525,7 @@ def test_a_model_call_that_cannot_finish_in_time_is_not_started(
     assert failed_ids(response) == {event["Records"][0]["messageId"]}
     assert mistral.call_count == 0
     assert stack.outbound_actions() == []
+    assert counted_attempts(stack) == {}  # nothing was tried: not an attempt
 
 
 def test_the_longest_allowed_model_timeout_still_answers_a_record_started_early(

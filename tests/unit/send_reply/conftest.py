@@ -140,6 +140,8 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         "QUOTE_INBOUND_MESSAGE": "true",
         "IDEMPOTENCY_TABLE_NAME": "idempotency",
         "RETRY_BASE_SECONDS": "0",
+        "RETRY_MAX_ATTEMPTS": "200",
+        "RETRY_BUDGET_HOURS": "24",
         "SECRETS_MAX_AGE_SECONDS": "300",
     }.items():
         monkeypatch.setenv(name, value)

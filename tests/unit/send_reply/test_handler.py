@@ -7,6 +7,7 @@ import logging
 from types import ModuleType
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 import respx
@@ -59,6 +60,12 @@ def typing() -> str:
 
 def request_bodies(route: respx.Route) -> list[dict[str, Any]]:
     return [json.loads(call.request.content) for call in route.calls]
+
+
+def retry_items(stack: Stack) -> list[dict[str, Any]]:
+    """The attempt counts the function wrote (retry# items of the idempotency table)."""
+    items = boto3.client("dynamodb", region_name="us-east-1").scan(TableName="idempotency")["Items"]
+    return [item for item in items if item["id"]["S"].startswith("retry#")]
 
 
 def failed_ids(response: dict[str, Any]) -> list[str]:
@@ -285,6 +292,7 @@ def test_transient_failure_is_retried_then_sent_exactly_once(  # noqa: PLR0917 -
 
     assert failed_ids(response) == [first["Records"][0]["messageId"]]
     assert [change["VisibilityTimeout"] for change in stack.visibility_changes] == [retry_after or 0]
+    assert [item["attempts"]["N"] for item in retry_items(stack)] == ["1"]
     assert output.metrics()["GraphTransientError"] == 1
     if retry_after:  # let it come back now rather than wait
         stack.sqs.change_message_visibility(
@@ -344,6 +352,7 @@ def test_too_little_time_left_hands_the_record_back_without_calling_graph(
 
     assert len(response["batchItemFailures"]) == 1
     assert route.call_count == 0
+    assert retry_items(stack) == []  # nothing was tried: not an attempt
 
 
 def test_the_longest_allowed_graph_timeout_still_sends_a_record_started_early(

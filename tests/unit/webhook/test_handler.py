@@ -175,8 +175,25 @@ def test_a_redelivered_webhook_is_enqueued_once(webhook: WebhookHarness) -> None
 
 def test_a_thousand_messages_are_all_enqueued_in_batches_of_ten(webhook: WebhookHarness) -> None:
     """At the SQS client boundary: moto's SQS rescans the whole queue per message (quadratic), so
-    1,000 real sends take minutes; the moto-backed tests above cover what SQS does with a batch."""
-    wamids = [f"wamid.BULK{n:04d}" for n in range(1000)]
+    1,000 real sends take minutes; the moto-backed tests above cover what SQS does with a batch.
+    100 users x 10 messages: each call carries ten conversations, at most one entry of each
+    (see MessageQueue.send), so each user's messages reach the queue in order."""
+    senders = [f"1650555{n:04d}" for n in range(100)]
+    wamids = {sender: [f"wamid.BULK{sender}{n:02d}" for n in range(10)] for sender in senders}
+    payload = json.loads(text_webhook())
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["contacts"] = [{"profile": {"name": "Ana"}, "wa_id": sender} for sender in senders]
+    value["messages"] = [
+        {
+            "from": sender,
+            "id": wamids[sender][n],
+            "timestamp": "1760000000",
+            "type": "text",
+            "text": {"body": "Hi"},
+        }
+        for n in range(10)
+        for sender in senders
+    ]
     batches: list[list[dict[str, str]]] = []
 
     def accept(**kwargs: Any) -> dict[str, Any]:
@@ -185,13 +202,16 @@ def test_a_thousand_messages_are_all_enqueued_in_batches_of_ten(webhook: Webhook
         return {"Successful": [{"Id": e["Id"]} for e in kwargs["Entries"]], "Failed": []}
 
     with mock.patch.object(webhook.app.inbound_queue.client, "send_message_batch", side_effect=accept):
-        response = webhook.post(text_webhook(*wamids))
+        response = webhook.post(json.dumps(payload, separators=(",", ":")).encode())
     assert body_of(response) == {"received": 1000}
     assert [len(batch) for batch in batches] == [10] * 100
     entries = [entry for batch in batches for entry in batch]
-    assert [e["MessageDeduplicationId"] for e in entries] == wamids
-    assert {e["MessageGroupId"] for e in entries} == {"106540352242922:16505551234"}
-    assert [json.loads(e["MessageBody"])["message_id"] for e in entries] == wamids
+    for sender in senders:
+        group = f"106540352242922:{sender}"
+        mine = [e for e in entries if e["MessageGroupId"] == group]
+        assert [e["MessageDeduplicationId"] for e in mine] == wamids[sender]
+        assert [json.loads(e["MessageBody"])["message_id"] for e in mine] == wamids[sender]
+    assert len(entries) == 1000
 
 
 def test_batches_of_ten_reach_the_fifo_queue(webhook: WebhookHarness) -> None:

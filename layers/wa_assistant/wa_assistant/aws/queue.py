@@ -1,7 +1,9 @@
-"""SQS FIFO adapter: send records in batches of ten, fail loudly on any loss."""
+"""SQS FIFO adapter: send records in batches of ten, in order per group, fail loudly on any loss."""
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -47,21 +49,41 @@ class MessageQueue:
         return self._client  # type: ignore[no-any-return]
 
     def send(self, items: Sequence[QueueItem]) -> None:
-        """Send all items, ten per SendMessageBatch call; retry Failed entries once.
+        """Send all items, in order per message group; retry Failed entries once.
 
-        SQS can accept part of a batch: entries it reports as Failed with
-        SenderFault=false are retried once, anything still failed raises.
+        SQS can accept part of a SendMessageBatch, and nothing in its API says that an
+        entry failing makes the later entries of its group fail too. Had a later entry of
+        a group been accepted in the same call, re-sending the failed one would put it
+        behind (and deduplication would drop the later one's re-send): the conversation
+        would be reordered for good. So each call carries at most one entry per group,
+        and a group's next entry goes only once the previous one is accepted. Items of
+        different groups still share calls (ten per call), so the usual case of one item,
+        or items of many users, costs what it did. An entry reported Failed with
+        SenderFault=false is re-sent once (in the next call, before anything after it in
+        its group); a sender fault, or a second failure, raises and the caller must not
+        acknowledge what it was sending.
         """
-        for start in range(0, len(items), SQS_BATCH_LIMIT):
-            chunk = items[start : start + SQS_BATCH_LIMIT]
-            failed = self._send_batch(chunk)
-            if failed:
-                retryable = [chunk[int(f["Id"])] for f in failed if not f.get("SenderFault")]
-                if len(retryable) < len(failed):
-                    raise EnqueueError(f"SQS rejected {len(failed) - len(retryable)} records: {failed}")
-                still_failed = self._send_batch(retryable)
-                if still_failed:
-                    raise EnqueueError(f"SQS failed {len(still_failed)} records twice: {still_failed}")
+        pending: dict[str, deque[tuple[int, QueueItem]]] = {}
+        for position, item in enumerate(items):
+            pending.setdefault(item.group_id, deque()).append((position, item))
+        retried: set[int] = set()
+        while pending:
+            heads = [queue[0] for queue in itertools.islice(pending.values(), SQS_BATCH_LIMIT)]
+            failed = {int(entry["Id"]): entry for entry in self._send_batch([item for _, item in heads])}
+            rejected = [entry for entry in failed.values() if entry.get("SenderFault")]
+            if rejected:
+                raise EnqueueError(f"SQS rejected {len(rejected)} records: {rejected}")
+            for index, (position, item) in enumerate(heads):
+                if index in failed:
+                    if position in retried:
+                        raise EnqueueError(f"SQS failed a record twice: {failed[index]}")
+                    retried.add(position)
+                    continue
+                pending[item.group_id].popleft()
+            for _, item in heads:  # round robin: the groups just served go last, so calls stay full
+                group = pending.pop(item.group_id)
+                if group:
+                    pending[item.group_id] = group
 
     def _send_batch(self, chunk: Sequence[QueueItem]) -> list[Any]:
         response = self.client.send_message_batch(

@@ -10,8 +10,9 @@ status only (never by message text):
 
 - retryable: no response (timeout, connection error), 408/409/425/429, 5xx, and
   a 2xx whose reply has no text (a model can return an empty answer once).
-  The caller retries through SQS backoff (at least Retry-After); after the
-  queue's maxReceiveCount the message lands in the dead-letter queue.
+  The caller retries through SQS backoff (at least Retry-After); after
+  RetryMaxAttempts real attempts or RetryBudgetHours it is parked in the
+  dead-letter queue (wa_assistant.aws.batch).
 - rejected: 401/403 (bad key), 400/404/422 (bad model or request body), other
   4xx and 3xx (wrong base URL). Retrying cannot fix these, and a hot retry loop
   would only burn the queue's receive count. The caller parks the message in

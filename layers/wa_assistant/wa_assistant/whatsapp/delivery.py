@@ -30,6 +30,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from wa_assistant.aws.batch import ParkInDeadLetterQueue, RetryLater
+from wa_assistant.aws.deadline import ensure_time_for_call
 from wa_assistant.observability import logger, metrics
 from wa_assistant.records import TextReply, TypingIndicator
 from wa_assistant.whatsapp.graph import (
@@ -172,7 +173,7 @@ class OutboundDelivery:
             metrics.add_metric(name="BlankRepliesSkipped", unit="Count", value=1)
             return
         for index, part in enumerate(parts):
-            self._ensure_time_for_a_call()
+            ensure_time_for_call(self._context, self._seconds_per_call, "a Graph call")
             quoted = reply.inbound_message_id if self._quote and index == 0 else None
             try:
                 self._send_part_once(
@@ -183,7 +184,8 @@ class OutboundDelivery:
                 )
             except IdempotencyAlreadyInProgressError as error:
                 raise RetryLater(
-                    f"part {index + 1}/{len(parts)} is being sent by another invocation"
+                    f"part {index + 1}/{len(parts)} is being sent by another invocation",
+                    counts_as_attempt=False,
                 ) from error
             except GraphRequestFailed as failed:
                 self._reply_failed(failed.failure, part=f"{index + 1}/{len(parts)}")
@@ -213,11 +215,3 @@ class OutboundDelivery:
             )
         logger.error("WhatsApp rejected the reply; not retrying", extra=fields)
         _count_rejection(failure.code)
-
-    def _ensure_time_for_a_call(self) -> None:
-        """Hand the record back rather than let Lambda kill a call half-way (the whole batch would retry)."""
-        if self._context is None:
-            return
-        remaining = self._context.get_remaining_time_in_millis() / 1000
-        if remaining < self._seconds_per_call + 1:
-            raise RetryLater(f"only {remaining:.1f} s left in this invocation")
