@@ -163,7 +163,7 @@ def generate_env_json(addresses: ServiceAddresses, template_path: Path = TEMPLAT
     from moto import mock_aws  # noqa: PLC0415 - a dev tool's dependency, needed only here
 
     with mock_aws():
-        clients = {name: moto_client(name) for name in ("sqs", "dynamodb", "secretsmanager")}
+        clients = {name: moto_client(name) for name in ("sqs", "dynamodb", "secretsmanager", "sns")}
         topology = build_topology(
             template_path, addresses.parameter_overrides(), clients, LocalConfig().secret_values()
         )
@@ -227,7 +227,9 @@ class LocalServices:
         self.moto.start()
         self.mistral.start(self.addresses.mistral_port, self.bind_host)
         self.sink.start(self.addresses.graph_port, self.bind_host)
-        clients = {name: moto_client(name, self.moto.url) for name in ("sqs", "dynamodb", "secretsmanager")}
+        clients = {
+            name: moto_client(name, self.moto.url) for name in ("sqs", "dynamodb", "secretsmanager", "sns")
+        }
         self.topology = build_topology(
             self.template, self.addresses.parameter_overrides(), clients, self.config.secret_values()
         )

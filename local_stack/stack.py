@@ -6,6 +6,7 @@ with LocalStack(parameters={"RetryBaseDelaySeconds": "1"}) as stack:
     stack.mistral.script(status=429, times=3, retry_after=1)
     stack.queue_depths()                   # {"InboundQueue": 0, ...} visible + in flight
     stack.kill_worker("AiReplyFunction")   # a crash mid-batch
+    stack.notices()                        # SNS notices (handoffs), also logged with source `sns`
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from local_stack.http_server import free_port
 from local_stack.logs import LogSink
 from local_stack.mistral_standin import MistralStandIn
 from local_stack.moto_launcher import MotoServer, MotoServerError
+from local_stack.notices import Notice, NoticeLog
 from local_stack.sqs_poller import SqsPoller
 from local_stack.topology import REGION, Topology, build_topology, moto_client
 from local_stack.webhooks import signature
@@ -96,6 +98,7 @@ class LocalStack:
         self.moto_url = ""
         self.topology: Topology | None = None
         self._sqs: Any = None
+        self._notice_log: NoticeLog | None = None
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> Self:
@@ -123,9 +126,13 @@ class LocalStack:
         overrides = dict(self.parameter_overrides)
         overrides.setdefault("MistralBaseUrl", self.mistral.base_url)
         overrides.setdefault("GraphApiBaseUrl", self.sink.base_url)
-        clients = {name: self._client(name) for name in ("sqs", "dynamodb", "secretsmanager")}
+        clients = {name: self._client(name) for name in ("sqs", "dynamodb", "secretsmanager", "sns")}
         self._sqs = clients["sqs"]
         self.topology = build_topology(self.template, overrides, clients, self.config.secret_values())
+        if self.topology.topics:
+            self._notice_log = NoticeLog(
+                clients["sqs"], clients["sns"], self.topology.topics, self._logger("sns")
+            ).start()
         for logical_id, spec in self.topology.functions.items():
             environment = {
                 **{k: os.environ[k] for k in INHERITED_ENV if k in os.environ},
@@ -185,6 +192,8 @@ class LocalStack:
             runtime.close()
         for poller in self.pollers:
             poller.join(5)
+        if self._notice_log is not None:
+            self._notice_log.stop()
         self.mistral.stop()
         self.sink.stop()
         if self._moto is not None:
@@ -276,6 +285,10 @@ class LocalStack:
         """Kill a worker of the function while it runs an invocation (waits for one to be busy)."""
         runtime = self.runtimes[logical_id]
         self.wait_until(runtime.kill_busy_worker, timeout=wait, interval=0.02)
+
+    def notices(self) -> list[Notice]:
+        """Every SNS notice published so far (handoff notices), oldest first."""
+        return self._notice_log.notices() if self._notice_log is not None else []
 
     def log_lines(self) -> list[dict[str, Any]]:
         """Every line logged in this run so far (functions, stand-ins, HTTP API)."""

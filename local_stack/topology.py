@@ -100,6 +100,8 @@ class Topology:
     tables: dict[str, str]
     secrets: dict[str, str]
     functions: dict[str, FunctionSpec]
+    topics: dict[str, str] = field(default_factory=dict)
+    """SNS topic logical id -> ARN."""
 
     def queue(self, logical_id: str) -> QueueInfo:
         return self.queues[logical_id]
@@ -158,8 +160,22 @@ def build_topology(
     queues = _create_queues(template, resolver, clients["sqs"])
     tables = _create_tables(template, resolver, clients["dynamodb"])
     secret_names = _create_secrets(template, resolver, clients["secretsmanager"], secret_values)
+    topics = _create_topics(template, resolver, clients["sns"]) if "sns" in clients else {}
     functions = _resolve_functions(template, resolver, root)
-    return Topology(parameters, queues, tables, secret_names, functions)
+    return Topology(parameters, queues, tables, secret_names, functions, topics)
+
+
+def _create_topics(template: Mapping[str, Any], resolver: Resolver, sns: Any) -> dict[str, str]:
+    """The template's SNS topics; !Ref gives the ARN. Subscriptions (e-mail) are not made locally:
+    the stack subscribes a queue of its own and logs each notice (LocalStack.notices)."""
+    arns: dict[str, str] = {}
+    for logical_id in resources_of_type(template, "AWS::SNS::Topic"):
+        name = f"{STACK_NAME}-{logical_id}"
+        arns[logical_id] = sns.create_topic(Name=name)["TopicArn"]
+        resolver.refs[logical_id] = arns[logical_id]
+        resolver.attributes[(logical_id, "TopicArn")] = arns[logical_id]
+        resolver.attributes[(logical_id, "TopicName")] = name
+    return arns
 
 
 def _create_queues(template: Mapping[str, Any], resolver: Resolver, sqs: Any) -> dict[str, QueueInfo]:

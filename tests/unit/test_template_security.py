@@ -26,6 +26,7 @@ SAM_POLICY_TEMPLATES = frozenset(
         "DynamoDBReadPolicy",
         "DynamoDBWritePolicy",
         "CloudWatchPutMetricPolicy",
+        "SNSPublishMessagePolicy",
     }
 )
 """The SAM policy templates a function may use; each one is scoped by its parameters."""

@@ -18,6 +18,9 @@ reaction, system                                       no reply at all (logged, 
 Then the request is: the system prompt (SYSTEM_PROMPT with {business_name} and
 {user_name}), the remembered turns as alternating user/assistant messages, and
 the user's text, all within PROMPT_BUDGET_CHARS (see `memory.fit_to_budget`).
+Roles always alternate, starting with a user message (`alternate_roles`): many
+chat templates (Mistral's own open models served by vLLM among them) refuse
+anything else, and memory may hold turns with one side only.
 """
 
 from __future__ import annotations
@@ -132,8 +135,29 @@ def build_chat_messages(
         system_prompt=system_prompt, turns=turns, question=question, budget_chars=budget_chars
     )
     messages = [ChatMessage(role="system", content=system_prompt)] if system_prompt.strip() else []
+    history: list[ChatMessage] = []
     for turn in kept:
-        messages.append(ChatMessage(role="user", content=turn.user))
-        messages.append(ChatMessage(role="assistant", content=turn.assistant))
-    messages.append(ChatMessage(role="user", content=question))
-    return messages, question
+        if turn.user:
+            history.append(ChatMessage(role="user", content=turn.user))
+        if turn.assistant:
+            history.append(ChatMessage(role="assistant", content=turn.assistant))
+    history.append(ChatMessage(role="user", content=question))
+    return messages + alternate_roles(history), question
+
+
+EARLIER_MESSAGES_NOT_SHOWN = "(earlier messages are not shown)"
+"""The user message put before a history that starts with the assistant (e.g. the owner wrote first)."""
+
+
+def alternate_roles(history: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """user/assistant/user/...: consecutive messages of one role are joined, and an assistant first gets a
+    short user message before it, so that every chat template accepts the conversation."""
+    merged: list[ChatMessage] = []
+    for message in history:
+        if merged and merged[-1].role == message.role:
+            merged[-1] = ChatMessage(role=message.role, content=f"{merged[-1].content}\n\n{message.content}")
+        else:
+            merged.append(message)
+    if merged and merged[0].role == "assistant":
+        merged.insert(0, ChatMessage(role="user", content=EARLIER_MESSAGES_NOT_SHOWN))
+    return merged
