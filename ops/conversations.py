@@ -36,7 +36,7 @@ LAYER = Path(__file__).resolve().parent.parent / "layers" / "wa_assistant"
 if str(LAYER) not in sys.path:  # the layer's package, as Lambda finds it on /opt/python
     sys.path.insert(0, str(LAYER))
 
-from wa_assistant.conversation.control_store import ControlStore  # noqa: E402 - after the path above
+from wa_assistant.conversation.control_store import ControlStore, Identity  # noqa: E402 - after the path above
 from wa_assistant.records import sqs_safe_id  # noqa: E402
 
 STATE_FILE = STATE_DIR / "current.json"
@@ -95,8 +95,9 @@ def open_local(state_path: Path) -> Target:
 # ------------------------------------------------------------------ finding a conversation
 
 
-def resolve(target: Target, given: str, phone_number_id: str | None) -> str:
-    """The conversation id for an id, a phone number or a BSUID (aliases followed)."""
+def resolve(target: Target, given: str, phone_number_id: str | None) -> tuple[str, Identity | None]:
+    """The conversation id for an id, a phone number or a BSUID (aliases followed); for a conversation
+    the table has not seen, also who it is with (so that `list` shows it and `resume` finds it)."""
     items = {item["conversation_id"]: item for item in target.store.conversations()}
     if given in items:
         found = given
@@ -111,14 +112,20 @@ def resolve(target: Target, given: str, phone_number_id: str | None) -> str:
         if matches:
             found = matches[0]
         elif phone_number_id is not None:
-            return sqs_safe_id(phone_number_id, wanted)
+            number = wanted.isdigit()
+            identity = Identity(
+                phone_number_id=phone_number_id,
+                wa_id=wanted if number else None,
+                user_id=None if number else wanted,
+            )
+            return sqs_safe_id(phone_number_id, wanted), identity
         else:
             raise OperatorError(
                 f"no conversation known for {given}: pass the id from the handoff notice, "
                 "or --phone-number-id with the user's number or BSUID"
             )
     alias = items.get(found, {}).get("alias_of")
-    return str(alias) if alias else found
+    return (str(alias) if alias else found), None
 
 
 # ------------------------------------------------------------------ commands
@@ -182,11 +189,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             listed = rows(target, which, now)
             print(json.dumps(listed, indent=2) if arguments.json else render(listed, which, target))
             return 0
-        conversation = resolve(target, arguments.conversation, arguments.phone_number_id)
+        conversation, identity = resolve(target, arguments.conversation, arguments.phone_number_id)
         if arguments.command == "pause":
             hours = target.pause_hours if arguments.hours is None else arguments.hours
             until = now + hours * 3600
-            target.store.pause(conversation, until=until, reason=arguments.reason, by="operator", now=now)
+            target.store.pause(
+                conversation, until=until, reason=arguments.reason, by="operator", now=now, identity=identity
+            )
             print(f"Paused {conversation} until {when(until)}: the assistant stays quiet there.")
         else:
             old_keys = [

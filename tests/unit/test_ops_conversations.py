@@ -77,9 +77,14 @@ def test_pause_list_and_resume_a_conversation_by_the_users_number(
 
     assert run(state, "list", "--json") == 0
     [row] = json.loads(capsys.readouterr().out)
-    assert (row["conversation"], row["paused_by"], row["opted_out"]) == (conversation, "operator", False)
+    assert (row["conversation"], row["phone_number"], row["paused_by"], row["opted_out"]) == (
+        conversation,
+        "+16505551234",
+        "operator",
+        False,
+    )
 
-    assert run(state, "resume", conversation) == 0
+    assert run(state, "resume", "16505551234") == 0  # found by the number it was paused with
     assert not store.conversation(conversation).paused(time.time())
     assert run(state, "list") == 0
     assert "No paused conversations" in capsys.readouterr().out
