@@ -146,7 +146,8 @@ def handle_record(record: SQSRecord, context: LambdaContext | None = None) -> No
         metrics.add_metric(name="GroupMessagesIgnored", unit="Count", value=1)
         return
 
-    if not within_service_window(message.timestamp, time.time(), SERVICE_WINDOW_HOURS):
+    late = not within_service_window(message.timestamp, time.time(), SERVICE_WINDOW_HOURS)
+    if late and not conductor.changes_consent(message):  # a late STOP is still recorded
         logger.warning(
             "Outside the customer-service window; not answering",
             extra={"message_timestamp": message.timestamp, "window_hours": SERVICE_WINDOW_HOURS},

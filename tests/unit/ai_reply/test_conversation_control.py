@@ -327,3 +327,18 @@ def test_an_echo_naming_only_the_number_reaches_the_users_bsuid_conversation(
     second = inbound("ok").model_copy(update={"sender": both})
     assert play(app, stack, owner, second) == []
     assert memory_of(stack, app, first)[-2:] == [Turn(assistant="I'll take it from here."), Turn(user="ok")]
+
+
+def test_a_stop_that_arrives_after_the_service_window_is_still_recorded(
+    app: ModuleType, stack: Stack, mistral: respx.Route, captured: Captured
+) -> None:
+    """A message redriven from the dead-letter queue a day later: no free-form reply is allowed any more
+    (Graph refuses it with 131047, which the send function counts), but the opt-out must hold."""
+    a_day_ago = int(time.time()) - 25 * 3600
+    late_stop = inbound("STOP", timestamp=a_day_ago)
+    late_question = inbound("hours?", timestamp=a_day_ago)
+    play(app, stack, late_question, late_stop)
+    assert app.conductor.store.conversation(late_stop.conversation_id).opted_out
+    assert captured.metric_names().count("OutsideServiceWindow") == 1  # the question only
+    assert play(app, stack, inbound("hello")) == []
+    assert mistral.call_count == 0

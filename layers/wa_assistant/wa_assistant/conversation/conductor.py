@@ -24,6 +24,7 @@ from wa_assistant.conversation.control import (
     Verdict,
     day_counter_expiry,
     decide,
+    is_keyword,
     owner_pause_until,
     utc_day,
 )
@@ -190,6 +191,13 @@ class Conductor:
             case _:
                 pass  # silence: no read receipt, no typing indicator, no model call
         return verdict.value
+
+    def changes_consent(self, message: InboundMessage) -> bool:
+        """An opt-out or opt-in keyword: recorded even when it arrives too late for any reply."""
+        text = keyword_text(message)
+        return is_keyword(text, self.settings.opt_out_keywords) or is_keyword(
+            text, self.settings.opt_in_keywords
+        )
 
     # ------------------------------------------------------------ answerer hooks
     def tools(self) -> Sequence[Mapping[str, Any]]:
