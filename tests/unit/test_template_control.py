@@ -141,3 +141,14 @@ def test_the_rules_catch_broken_copies(template: Template) -> None:
         "TTL is not on expires_at (the day counters' attribute)",
     ]
     assert budget_alarms(broken) == []
+
+
+def test_the_readme_documents_every_control_parameter_with_its_default(template: Template) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in sorted(set(CONTROL_PARAMETERS.values()) | CONTRACT_PARAMETERS):
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{name}` |")), None)
+        assert row is not None, f"README's configuration table has no row for {name}"
+        default = str(template["Parameters"][name]["Default"])
+        shown = row.split("|")[2].strip().strip('`"')
+        # Keyword lists are shown with a space after each comma.
+        assert shown.replace(", ", ",") == (default or "empty").replace(", ", ","), (name, shown, default)
