@@ -43,6 +43,10 @@ class Assumptions:
     """Conversation memory item (10 turns of short messages): 3 WRU per write, 1 RRU per read."""
     idempotency_wru_per_record: int = 2
     """Powertools idempotency: a conditional put, then an update with the result."""
+    control_rru_per_message: int = 3
+    """Conversation control: one strongly consistent BatchGetItem of 3 small items (state, user day, number day)."""
+    control_wru_per_message: int = 2
+    """Conversation control: the user's and the number's day counters (UpdateItem ADD) after an answer."""
     model_wait_ms: float = 1000.0
     """Time the AI function waits for the real model per message (the stand-in waited 300 ms)."""
     graph_wait_ms: float = 150.0
@@ -51,11 +55,11 @@ class Assumptions:
     """One SQS / DynamoDB call from inside AWS."""
     aws_calls_per_record: tuple[tuple[str, int], ...] = (
         ("WebhookFunction", 1),
-        ("AiReplyFunction", 6),
+        ("AiReplyFunction", 9),
         ("SendReplyFunction", 2),
     )
-    """Webhook: 1 SendMessageBatch per message; AI: idempotency put + update, memory get + put, 2 sends;
-    send: idempotency put + update (secrets are cached)."""
+    """Webhook: 1 SendMessageBatch per message; AI: idempotency put + update, control BatchGetItem,
+    memory get + put, 2 sends, 2 counter updates; send: idempotency put + update (secrets are cached)."""
     cold_start_fraction: float = 0.01
     """Share of invocations that start a container."""
     warm_containers_per_function: float = 1.0
@@ -175,8 +179,9 @@ def _cost_model(
         http_api_requests=webhook_calls,
         sqs_requests=sqs_per_message,
         dynamodb_write_units=a.idempotency_wru_per_record * (1 + a.outbound_records_per_message)
-        + a.memory_item_kb,
-        dynamodb_read_units=1,
+        + a.memory_item_kb
+        + a.control_wru_per_message,
+        dynamodb_read_units=1 + a.control_rru_per_message,
         log_bytes=log_bytes,
     )
     cold_starts = a.cold_start_fraction * invocations * 1_000_000
@@ -217,7 +222,8 @@ def _cost_model(
         f"and one delete per {a.records_per_sqs_batch:g} record(s) for {records} records); no visibility "
         "changes (those happen only on failures); every body is far below 64 KB.",
         f"DynamoDB: {a.idempotency_wru_per_record} WRU of idempotency per record in two functions "
-        f"({1 + a.outbound_records_per_message} records) + {a.memory_item_kb} WRU and 1 RRU of memory.",
+        f"({1 + a.outbound_records_per_message} records) + {a.memory_item_kb} WRU and 1 RRU of memory "
+        f"+ {a.control_wru_per_message} WRU and {a.control_rru_per_message} RRU of conversation control.",
         f"Logs: {function_logs:.0f} B of function log lines per message (local stack, all three functions), "
         f"+ {status_logs:.0f} B for status callbacks, + {a.platform_log_bytes_per_invocation} B platform lines "
         f"per invocation, + {a.access_log_bytes_per_request} B access log per HTTP request "

@@ -13,7 +13,7 @@ from local_stack.config import STATE_DIR
 from local_stack.stack import LocalStack
 
 STATE_FILE = STATE_DIR / "current.json"
-"""Where `make chat` finds the running stack's URLs (never its secrets)."""
+"""Where `make chat` and `make conversations` find the running stack (never its secrets)."""
 
 
 def banner(stack: LocalStack) -> str:
@@ -48,6 +48,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     print("Starting the local stack from template.yaml...", flush=True)
     with LocalStack(env=os.environ, echo_logs=True) as stack:
+        assert stack.topology is not None
         STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
         STATE_FILE.write_text(
             json.dumps(
@@ -57,6 +58,10 @@ def main() -> int:
                     "graph_sink_url": stack.sink.base_url,
                     "mistral_standin_url": stack.mistral.base_url,
                     "logs": str(stack.logs.path),
+                    # For `python -m ops.conversations` (AWS here is moto; no secret values).
+                    "moto_url": stack.moto_url,
+                    "outputs": {"ConversationTableName": stack.topology.tables["ConversationTable"]},
+                    "parameters": stack.topology.parameters,
                 }
             )
         )

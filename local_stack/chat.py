@@ -1,7 +1,9 @@
 """`make chat`: be a WhatsApp user against a running `make local`.
 
 Each line you type is posted as a signed webhook; replies are read back from
-the local Graph sink (`/_messages`). Commands: /sticker, /location, /quit.
+the local Graph sink (`/_messages`). Commands: /sticker, /location, /quit, and
+/owner <text>: the business owner answers you from the WhatsApp Business app (an
+`smb_message_echoes` webhook), which pauses the assistant for HandoffPauseHours.
 Configuration: the same WHATSAPP_APP_SECRET and LOCAL_PORT as `make local`;
 CHAT_WA_ID and CHAT_NAME choose who you are.
 """
@@ -18,7 +20,14 @@ from typing import Any
 
 from local_stack.__main__ import STATE_FILE
 from local_stack.config import LocalConfig
-from local_stack.webhooks import location_message, message_webhook, signature, sticker_message, text_message
+from local_stack.webhooks import (
+    echo_webhook,
+    location_message,
+    message_webhook,
+    signature,
+    sticker_message,
+    text_message,
+)
 
 REPLY_WAIT_SECONDS = 60
 QUIET_SECONDS = 1.5
@@ -85,7 +94,7 @@ def main() -> int:
     sink_url = state.get("graph_sink_url") or os.environ.get("LOCAL_GRAPH_SINK_URL")
     wa_id = os.environ.get("CHAT_WA_ID", "16505550123")
     name = os.environ.get("CHAT_NAME", "You")
-    print(f"Chatting as {name} (+{wa_id}) with {webhook_url}. /sticker, /location, /quit.")
+    print(f"Chatting as {name} (+{wa_id}) with {webhook_url}. /sticker, /location, /owner <text>, /quit.")
     if not sink_url:
         print("(no local Graph sink found: replies go to the real WhatsApp Cloud API and are not shown here)")
     try:
@@ -103,17 +112,23 @@ def main() -> int:
             continue
         if line == "/quit":
             return 0
+        owner = line.startswith("/owner ")
+        body = (
+            echo_webhook(wa_id, line.removeprefix("/owner ").strip())
+            if owner
+            else message_webhook(wa_id, _message_for(line), name=name)
+        )
         try:
-            status = _post(
-                webhook_url, message_webhook(wa_id, _message_for(line), name=name), config.app_secret
-            )
+            status = _post(webhook_url, body, config.app_secret)
         except (urllib.error.URLError, OSError) as error:
             print(f"(the webhook does not answer: {error}; is `make local` running?)")
             continue
         if status != 200:
             print(f"(the webhook answered HTTP {status})")
             continue
-        if sink_url:
+        if owner:
+            print("owner ▸ (sent from the WhatsApp Business app: the assistant pauses here)")
+        elif sink_url:
             seen = _show_replies(sink_url, wa_id, seen)
 
 

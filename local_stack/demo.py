@@ -1,9 +1,11 @@
 """`make demo`: a short scripted WhatsApp conversation through the local stack, as a transcript.
 
 Plays signed webhooks (a greeting, a follow-up that needs memory, a sticker, a
-location, and Meta redelivering the first webhook), prints what the user and the
-assistant said and what happened to the duplicate, stops everything, exits 0.
-With MISTRAL_API_KEY set, the replies come from the real Mistral API.
+location, and Meta redelivering the first webhook), then conversation control: a
+STOP (one confirmation, then silence) and a START, a request for a person (the
+operator's notice, as SNS delivers it) and the owner answering from the WhatsApp
+Business app (the assistant stays quiet). Prints the transcript, stops everything,
+exits 0. With MISTRAL_API_KEY set, the replies come from the real Mistral API.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ import time
 from dataclasses import dataclass
 
 from local_stack.stack import LocalStack, StackError
-from local_stack.webhooks import location_message, message_webhook, sticker_message, text_message, wamid_of
+from local_stack.webhooks import (
+    echo_webhook,
+    location_message,
+    message_webhook,
+    sticker_message,
+    text_message,
+    wamid_of,
+)
 
 USER_WA_ID = "16505550100"
 USER_NAME = "Ana"
@@ -26,6 +35,9 @@ REPLY_TIMEOUT_SECONDS = 90
 class Step:
     shown_as: str
     body: bytes
+    silent: str = ""
+    """Why no reply is expected (shown instead of one); empty = a reply is expected."""
+    who: str = USER_NAME
 
 
 def _wait_for_replies(stack: LocalStack, already: int, via_sink: bool) -> list[str]:
@@ -38,6 +50,35 @@ def _wait_for_replies(stack: LocalStack, already: int, via_sink: bool) -> list[s
         stack.wait_until(lambda: len(to_user()) > already, timeout=REPLY_TIMEOUT_SECONDS)
     stack.wait_until(stack.idle, timeout=REPLY_TIMEOUT_SECONDS)
     return to_user()[already:]
+
+
+def _user(text: str) -> bytes:
+    return message_webhook(USER_WA_ID, text_message(text), name=USER_NAME)
+
+
+def _play_steps(stack: LocalStack, steps: list[Step], answered: int, via_sink: bool) -> tuple[bool, int]:
+    """Post each step and show what came back; False when a reply is missing or unexpected."""
+    ok = True
+    for step in steps:
+        _say(step.who, step.shown_as)
+        status, _ = stack.post_webhook(step.body)
+        if status != 200:
+            print(f"         (the webhook answered HTTP {status})")
+            ok = False
+            continue
+        replies = _wait_for_replies(stack, answered, via_sink and not step.silent)
+        answered += len(replies)
+        for reply in replies:
+            _say("Bot", reply)
+        if step.silent:
+            print(f"         ({step.silent})")
+            ok = ok and not replies
+        elif via_sink and not replies:
+            ok = False
+        elif not via_sink:
+            assert stack.topology is not None
+            _say("Bot", f"(sent to {stack.topology.parameters['GraphApiBaseUrl']})")
+    return ok, answered
 
 
 def _say(who: str, text: str) -> None:
@@ -61,10 +102,7 @@ def play(stack: LocalStack) -> bool:
     greeting = message_webhook(USER_WA_ID, text_message("Hi! Do you ship to Lisbon?"), name=USER_NAME)
     steps = [
         Step("Hi! Do you ship to Lisbon?", greeting),
-        Step(
-            "Sorry, what was my first question?",
-            message_webhook(USER_WA_ID, text_message("Sorry, what was my first question?"), name=USER_NAME),
-        ),
+        Step("Sorry, what was my first question?", _user("Sorry, what was my first question?")),
         Step("[sends a sticker]", message_webhook(USER_WA_ID, sticker_message(), name=USER_NAME)),
         Step(
             "[shares a location: Praça do Comércio, Lisbon]",
@@ -73,23 +111,7 @@ def play(stack: LocalStack) -> bool:
             ),
         ),
     ]
-    ok = True
-    answered = 0
-    for step in steps:
-        _say(USER_NAME, step.shown_as)
-        status, _ = stack.post_webhook(step.body)
-        if status != 200:
-            print(f"         (the webhook answered HTTP {status})")
-            ok = False
-            continue
-        replies = _wait_for_replies(stack, answered, via_sink)
-        answered += len(replies)
-        for reply in replies:
-            _say("Bot", reply)
-        if via_sink and not replies:
-            ok = False
-        if not via_sink:
-            _say("Bot", f"(sent to {parameters['GraphApiBaseUrl']})")
+    ok, answered = _play_steps(stack, steps, 0, via_sink)
 
     calls_before = len(stack.mistral.calls())
     print(f"\n  Meta redelivers the webhook of {wamid_of(greeting)} (same body, same signature):")
@@ -101,7 +123,55 @@ def play(stack: LocalStack) -> bool:
     else:
         print(f"         HTTP {status}; {len(duplicates)} extra replies: NOT deduplicated\n")
         ok = False
-    return ok
+    return _play_control(stack, answered, via_sink) and ok
+
+
+def _play_control(stack: LocalStack, answered: int, via_sink: bool) -> bool:
+    """Opt-out and opt-in, then a handoff to a person and the owner answering from the app."""
+    print("  Opting out and back in:")
+    ok, answered = _play_steps(
+        stack,
+        [
+            Step("STOP", _user("STOP")),
+            Step(
+                "Hello? Are you there?",
+                _user("Hello? Are you there?"),
+                silent="opted out: no reply, not even read",
+            ),
+            Step("START", _user("START")),
+        ],
+        answered,
+        via_sink,
+    )
+    print("\n  Asking for a person, who answers from the WhatsApp Business app:")
+    handed_off, answered = _play_steps(
+        stack, [Step("Talk to a human", _user("Talk to a human"))], answered, via_sink
+    )
+    try:
+        stack.wait_until(lambda: bool(stack.notices()), timeout=REPLY_TIMEOUT_SECONDS)
+    except StackError:
+        print("         (no operator notice arrived)")
+        return False
+    notice = stack.notices()[-1]
+    print(f"         operator notified (SNS {notice.topic}): {notice.subject}")
+    for line in [line for line in notice.message.splitlines() if line.strip()][:2]:
+        print(f"           {line}")
+    owner_text = f"Hi {USER_NAME}, Rui from the shop here: yes, we ship to Lisbon in 2 days."
+    quiet, _ = _play_steps(
+        stack,
+        [
+            Step(owner_text, echo_webhook(USER_WA_ID, owner_text), silent="sent from the app", who="Owner"),
+            Step(
+                "Perfect, thank you!",
+                _user("Perfect, thank you!"),
+                silent="the assistant stays quiet: a person is on it",
+            ),
+        ],
+        answered,
+        via_sink,
+    )
+    print()
+    return ok and handed_off and quiet
 
 
 def main() -> int:

@@ -6,8 +6,15 @@ tests can assert on replies and on memory:
 
     [stand-in model] You said: "<last user text>" (turn <n>; I remember: <previous user text>)
 
+Function calling, deterministically: when the request offers a tool (`tools`) and
+the last user message contains `[tool:<name>]` (e.g. `[tool:handoff_to_human]`),
+or a scripted step says so, the reply calls that tool in Mistral's documented
+shape (content "", `tool_calls[].function.arguments` a JSON string, finish_reason
+"tool_calls"), with arguments {"reason": <the rest of the user's text>}.
+
 Control API for tests and benchmarks:
-    POST /_control  {"script": [{"status": 429, "times": 3, "retry_after": 1}, {"delay": 5, "times": 1}],
+    POST /_control  {"script": [{"status": 429, "times": 3, "retry_after": 1}, {"delay": 5, "times": 1},
+                                {"tool_call": {"name": "handoff_to_human", "arguments": {"reason": "..."}}}],
                      "latency_seconds": 0.3, "api_key": "...", "reset": true}
     GET  /_calls    every request received, in order.
 """
@@ -16,6 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
+import secrets
+import string
 import threading
 import time
 import uuid
@@ -38,6 +48,8 @@ KNOWN_MODEL_PREFIXES = (
     "stand-in",
 )
 MESSAGE_ROLES = {"system", "user", "assistant", "tool"}
+TOOL_CHOICES = {"auto", "none", "any", "required"}
+TOOL_TRIGGER = re.compile(r"\[tool:(?P<name>[A-Za-z0-9_-]+)\]")
 
 
 @dataclass
@@ -47,6 +59,8 @@ class ScriptedAnswer:
     status: int | None = None
     retry_after: float | None = None
     delay: float = 0.0
+    tool_call: dict[str, Any] | None = None
+    """{"name": ..., "arguments": {...}}: the reply calls this tool (when the request offers it)."""
 
 
 def text_of(content: Any) -> str:
@@ -103,6 +117,53 @@ def _request_problem(body: Any) -> tuple[int, dict[str, Any]] | None:
     return None
 
 
+def _tools_problem(body: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+    """`tools` and `tool_choice` as Mistral's ChatCompletionRequest schema has them (Tool, ToolChoiceEnum)."""
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            return 422, _validation_error(["tools"], "Input should be a valid list", tools)
+        for index, tool in enumerate(tools):
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if (
+                not isinstance(function, dict)
+                or tool.get("type", "function") != "function"
+                or not isinstance(function.get("name"), str)
+                or not isinstance(function.get("parameters"), dict)
+                or set(function) - {"name", "description", "strict", "parameters"}
+                or set(tool) - {"type", "function"}
+            ):
+                return 422, _validation_error(["tools", str(index)], "Input should be a valid Tool", tool)
+    choice = body.get("tool_choice")
+    if choice is not None and not (
+        choice in TOOL_CHOICES or (isinstance(choice, dict) and isinstance(choice.get("function"), dict))
+    ):
+        return 422, _validation_error(
+            ["tool_choice"], "Input should be a ToolChoiceEnum or a ToolChoice", choice
+        )
+    return None
+
+
+def offered_tools(body: dict[str, Any]) -> set[str]:
+    """The functions the model may call (none with tool_choice "none")."""
+    if body.get("tool_choice") == "none":
+        return set()
+    return {tool["function"]["name"] for tool in body.get("tools") or []}
+
+
+def tool_call_reply(body: dict[str, Any], scripted: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The tool call to answer with: a scripted one, or the `[tool:<name>]` trigger in the last user text."""
+    offered = offered_tools(body)
+    if scripted is not None:
+        return scripted if scripted.get("name") in offered else None
+    said = [text_of(m.get("content")) for m in body["messages"] if m.get("role") == "user"]
+    found = TOOL_TRIGGER.search(said[-1]) if said else None
+    if found is None or found["name"] not in offered:
+        return None
+    rest = " ".join(TOOL_TRIGGER.sub(" ", said[-1]).split())
+    return {"name": found["name"], "arguments": {"reason": rest or "the user asked for it"}}
+
+
 class MistralStandIn:
     """State and behaviour of the stand-in; `server` serves it over HTTP."""
 
@@ -127,11 +188,17 @@ class MistralStandIn:
         return f"{self.server.url}/v1"
 
     def script(
-        self, status: int | None = None, times: int = 1, retry_after: float | None = None, delay: float = 0.0
+        self,
+        status: int | None = None,
+        times: int = 1,
+        retry_after: float | None = None,
+        delay: float = 0.0,
+        tool_call: dict[str, Any] | None = None,
     ) -> None:
-        """The next `times` calls get `status` (429/500/401...) or answer after `delay` seconds."""
+        """The next `times` calls get `status` (429/500/401...), answer after `delay` seconds, or call
+        `tool_call` ({"name": ..., "arguments": {...}}) when the request offers that tool."""
         with self._lock:
-            self._script.extend(ScriptedAnswer(status, retry_after, delay) for _ in range(times))
+            self._script.extend(ScriptedAnswer(status, retry_after, delay, tool_call) for _ in range(times))
 
     def clear_script(self) -> None:
         with self._lock:
@@ -156,7 +223,11 @@ class MistralStandIn:
             self.reset()
         for step in command.get("script", []):
             self.script(
-                step.get("status"), int(step.get("times", 1)), step.get("retry_after"), step.get("delay", 0)
+                step.get("status"),
+                int(step.get("times", 1)),
+                step.get("retry_after"),
+                step.get("delay", 0),
+                step.get("tool_call"),
             )
         if "latency_seconds" in command:
             self.latency_seconds = float(command["latency_seconds"])
@@ -236,21 +307,33 @@ class MistralStandIn:
                 },
                 {},
             )
-        problem = _request_problem(body)
+        problem = _request_problem(body) or _tools_problem(body)
         if problem is not None:
             return problem[0], problem[1], {}
-        return 200, self._completion(body), {}
+        return 200, self._completion(body, scripted.tool_call if scripted else None), {}
 
     @staticmethod
-    def _completion(body: dict[str, Any]) -> dict[str, Any]:
+    def _completion(body: dict[str, Any], scripted_tool_call: dict[str, Any] | None = None) -> dict[str, Any]:
         reply = stand_in_reply(body["messages"])
         finish_reason = "stop"
         max_tokens = body.get("max_tokens")
         words = reply.split(" ")
         if isinstance(max_tokens, int) and 0 < max_tokens < len(words):
             reply, finish_reason = " ".join(words[:max_tokens]), "length"
+        tool_calls = None
+        call = tool_call_reply(body, scripted_tool_call)
+        if call is not None:
+            reply, finish_reason = "", "tool_calls"
+            alphabet = string.ascii_letters + string.digits
+            tool_calls = [
+                {
+                    "function": {"name": call["name"], "arguments": json.dumps(call.get("arguments", {}))},
+                    "id": "".join(secrets.choice(alphabet) for _ in range(9)),
+                    "type": "function",
+                }
+            ]
         prompt_tokens = sum(len(text_of(m.get("content")).split()) for m in body["messages"])
-        completion_tokens = len(reply.split())
+        completion_tokens = len(reply.split()) if tool_calls is None else 10
         return {
             "id": f"cmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
@@ -259,7 +342,7 @@ class MistralStandIn:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": reply, "tool_calls": None},
+                    "message": {"role": "assistant", "content": reply, "tool_calls": tool_calls},
                     "finish_reason": finish_reason,
                 }
             ],

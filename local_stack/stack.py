@@ -7,6 +7,7 @@ with LocalStack(parameters={"RetryBaseDelaySeconds": "1"}) as stack:
     stack.queue_depths()                   # {"InboundQueue": 0, ...} visible + in flight
     stack.kill_worker("AiReplyFunction")   # a crash mid-batch
     stack.access_denials()                 # calls a function's role did not allow (IAM is enforced)
+    stack.notices()                        # SNS notices (handoffs), also logged with source `sns`
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from local_stack.iam_enforcer import STATE_PATH as IAM_STATE_PATH
 from local_stack.logs import LogSink
 from local_stack.mistral_standin import MistralStandIn
 from local_stack.moto_launcher import MotoServer, MotoServerError
+from local_stack.notices import Notice, NoticeLog
 from local_stack.sam_transform import sam_transform
 from local_stack.sqs_poller import EventSourceError, SqsPoller
 from local_stack.topology import (
@@ -108,6 +110,7 @@ class LocalStack:
         self.credentials: dict[str, dict[str, str]] = {}
         """Function logical id -> its role session's AWS_ACCESS_KEY_ID/SECRET/SESSION_TOKEN."""
         self._sqs: Any = None
+        self._notice_log: NoticeLog | None = None
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> Self:
@@ -141,6 +144,10 @@ class LocalStack:
         clients = {name: self._client(name) for name in TOPOLOGY_SERVICES}
         self._sqs = clients["sqs"]
         self.topology = build_topology(transformed, overrides, clients, self.config.secret_values())
+        if self.topology.topics:
+            self._notice_log = NoticeLog(
+                clients["sqs"], clients["sns"], self.topology.topics, self._logger("sns")
+            ).start()
         for logical_id, spec in self.topology.functions.items():
             self.credentials[logical_id] = self._role_credentials(spec)
             environment = {
@@ -205,6 +212,8 @@ class LocalStack:
             runtime.close()
         for poller in self.pollers:
             poller.join(5)
+        if self._notice_log is not None:
+            self._notice_log.stop()
         self.mistral.stop()
         self.sink.stop()
         if self._moto is not None:
@@ -380,6 +389,10 @@ class LocalStack:
         """Kill a worker of the function while it runs an invocation (waits for one to be busy)."""
         runtime = self.runtimes[logical_id]
         self.wait_until(runtime.kill_busy_worker, timeout=wait, interval=0.02)
+
+    def notices(self) -> list[Notice]:
+        """Every SNS notice published so far (handoff notices), oldest first."""
+        return self._notice_log.notices() if self._notice_log is not None else []
 
     def log_lines(self) -> list[dict[str, Any]]:
         """Every line logged in this run so far (functions, stand-ins, HTTP API)."""

@@ -153,6 +153,8 @@ class Topology:
     """Logical id -> ARN of every resource that has one (created, or stood in for)."""
     template: dict[str, Any] = field(default_factory=dict)
     """The transformed template (CloudFormation, intrinsics unresolved)."""
+    topics: dict[str, str] = field(default_factory=dict)
+    """SNS topic logical id -> ARN."""
 
     def queue(self, logical_id: str) -> QueueInfo:
         return self.queues[logical_id]
@@ -350,6 +352,7 @@ class _Builder:
         self._arn(logical_id, arn)
         self.resolver.attributes[(logical_id, "TopicArn")] = arn
         self.resolver.attributes[(logical_id, "TopicName")] = name
+        self.topology.topics[logical_id] = arn
 
     def _log_group(self, logical_id: str, properties: dict[str, Any]) -> None:
         """Not created (functions log to the terminal), but named and ARN'd as CloudFormation would."""

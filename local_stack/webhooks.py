@@ -24,15 +24,28 @@ def signature(body: bytes, app_secret: str) -> str:
 
 
 def message_webhook(
-    wa_id: str,
+    wa_id: str | None,
     message: dict[str, Any],
     *,
     name: str = "Local User",
     phone_number_id: str = PHONE_NUMBER_ID,
+    user_id: str | None = None,
 ) -> bytes:
-    """One `messages` webhook carrying one user message; compact JSON, as Meta sends it."""
-    message = {"from": wa_id, "timestamp": str(int(time.time())), **message}
+    """One `messages` webhook carrying one user message; compact JSON, as Meta sends it.
+
+    `user_id` is the sender's BSUID (`from_user_id`); a user who hides their number
+    behind a username has one and no `wa_id` (pass None).
+    """
+    sender = {"from": wa_id} if wa_id else {}
+    if user_id:
+        sender["from_user_id"] = user_id
+    message = {**sender, "timestamp": str(int(time.time())), **message}
     message.setdefault("id", new_wamid())
+    contact: dict[str, Any] = {"profile": {"name": name}}
+    if wa_id:
+        contact["wa_id"] = wa_id
+    if user_id:
+        contact["user_id"] = user_id
     payload = {
         "object": "whatsapp_business_account",
         "entry": [
@@ -47,9 +60,57 @@ def message_webhook(
                                 "display_phone_number": DISPLAY_PHONE_NUMBER,
                                 "phone_number_id": phone_number_id,
                             },
-                            "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+                            "contacts": [contact],
                             "messages": [message],
                         },
+                    }
+                ],
+            }
+        ],
+    }
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def echo_webhook(
+    to: str | None,
+    text: str,
+    *,
+    to_user_id: str | None = None,
+    wamid: str | None = None,
+    phone_number_id: str = PHONE_NUMBER_ID,
+) -> bytes:
+    """Meta's `smb_message_echoes` webhook: the owner wrote `text` to a user from the WhatsApp Business app.
+
+    Shaped like Meta's reference example (`from` = the business's display number, `to`
+    = the user's number as the app dialled it, with a `+`); `to_user_id` is the user's BSUID.
+    """
+    echo: dict[str, Any] = {
+        "from": DISPLAY_PHONE_NUMBER,
+        "id": wamid or new_wamid(),
+        "timestamp": str(int(time.time())),
+        "type": "text",
+        "text": {"body": text},
+    }
+    if to:
+        echo["to"] = f"+{to}"
+    if to_user_id:
+        echo["to_user_id"] = to_user_id
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": BUSINESS_ACCOUNT_ID,
+                "changes": [
+                    {
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": DISPLAY_PHONE_NUMBER,
+                                "phone_number_id": phone_number_id,
+                            },
+                            "message_echoes": [echo],
+                        },
+                        "field": "smb_message_echoes",
                     }
                 ],
             }

@@ -49,6 +49,10 @@ FUNCTION_CALLS: dict[str, frozenset[tuple[str, str]]] = {
             *((action, "IdempotencyTable") for action in _IDEMPOTENCY),
             ("dynamodb:GetItem", "MemoryTable"),  # conversation/memory.py
             ("dynamodb:PutItem", "MemoryTable"),
+            ("dynamodb:GetItem", "ConversationTable"),  # conversation/control_store.py
+            ("dynamodb:BatchGetItem", "ConversationTable"),  # state and day counters in one read
+            ("dynamodb:UpdateItem", "ConversationTable"),  # opt-out, pause, counters (ADD)
+            ("sns:Publish", "HandoffTopic"),  # aws/notify.py: the operator's handoff notice
         }
     ),
     "SendReplyFunction": frozenset(

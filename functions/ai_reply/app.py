@@ -2,14 +2,18 @@
 
 Inbound FIFO queue -> (typing indicator, model reply) on the outbound FIFO queue.
 Each record is answered at most once per wamid (Powertools idempotency, 7 days,
-longer than Meta redelivers); outcomes map to the queue as follows:
+longer than Meta redelivers). Conversation control (opt-out, pause, handoff,
+daily limits: wa_assistant.conversation.conductor) decides before any model
+call; an `OwnerEcho` record (the owner wrote from the WhatsApp Business app)
+pauses the conversation. Outcomes map to the queue as follows:
 
-- answered / fallback / ignored / outside the 24-hour window: acknowledged;
+- answered / fallback / controlled / ignored / group / outside the 24-hour window: acknowledged;
 - model rejected the key or request (401/403/400/422): parked in the dead-letter
   queue at once + MistralRequestRejected metric (alarmed), see wa_assistant.model.chat;
 - transient model failure: RetryLater (backoff, a counted attempt);
 - another worker still answering, or no time left for a model call: RetryLater
   not counted as an attempt (nothing was tried);
+- DynamoDB or SNS failing (control state, handoff notice): retried like any unexpected error;
 - undecodable record: parked in the dead-letter queue.
 """
 
@@ -34,14 +38,18 @@ from pydantic import ValidationError
 
 from wa_assistant.aws.batch import AttemptCounter, FifoBatch, ParkInDeadLetterQueue, RetryLater, body_field
 from wa_assistant.aws.deadline import ensure_time_for_call
+from wa_assistant.aws.notify import Notifier
 from wa_assistant.aws.queue import MessageQueue
 from wa_assistant.aws.secrets import secret_text
 from wa_assistant.conversation.answering import Answerer, AnswerSettings
+from wa_assistant.conversation.conductor import Conductor
+from wa_assistant.conversation.control import ControlSettings
+from wa_assistant.conversation.control_store import ControlStore
 from wa_assistant.conversation.memory import ConversationMemory
 from wa_assistant.conversation.prompt import AskModel, Ignore, SendFallback, plan_reply, within_service_window
 from wa_assistant.model.chat import MistralClient, MistralError, MistralSettings
 from wa_assistant.observability import logger, metrics, tracer
-from wa_assistant.records import InboundMessage
+from wa_assistant.records import InboundMessage, OwnerEcho, inbound_record_adapter
 
 IDEMPOTENCY_SECONDS = 7 * 24 * 3600
 """Longer than Meta keeps redelivering an unacknowledged webhook."""
@@ -69,6 +77,13 @@ answerer = Answerer(
         ttl_hours=float(os.environ.get("MEMORY_TTL_HOURS") or "24"),
     ),
 )
+conductor = Conductor(
+    settings=ControlSettings.from_env(),
+    store=ControlStore(os.environ["CONVERSATION_TABLE_NAME"]),
+    answerer=answerer,
+    notifier=Notifier(os.environ["HANDOFF_TOPIC_ARN"]),
+)
+answerer.hooks = conductor
 
 
 def _already_answered(response: Any, idempotent_data: DataRecord) -> Any:
@@ -88,7 +103,11 @@ persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_
 
 
 def _answer(plan: AskModel | SendFallback, *, message: InboundMessage) -> dict[str, str]:
-    return {"outcome": answerer.answer(message, plan)}
+    return {"outcome": conductor.handle(message, plan)}
+
+
+def _take_echo(*, echo: OwnerEcho) -> dict[str, str]:
+    return {"outcome": conductor.handle_echo(echo)}
 
 
 # Powertools' decorator is untyped; the wrapped function keeps _answer's signature.
@@ -99,18 +118,39 @@ answer_once: Callable[..., dict[str, str]] = idempotent_function(
     config=idempotency,
     key_prefix="ai-reply.answer",  # stable across module names and function renames
 )
+take_echo_once: Callable[..., dict[str, str]] = idempotent_function(
+    _take_echo,
+    data_keyword_argument="echo",
+    persistence_store=persistence,
+    config=idempotency,
+    key_prefix="ai-reply.owner-echo",
+)
 
 
 def handle_record(record: SQSRecord, context: LambdaContext | None = None) -> None:
     """One inbound record; returning acknowledges it, RetryLater/ParkInDeadLetterQueue route it."""
     logger.set_correlation_id(None)
     try:
-        message = InboundMessage.model_validate_json(record.body)
+        message = inbound_record_adapter.validate_json(record.body)
     except ValidationError as error:
-        raise ParkInDeadLetterQueue(f"not an InboundMessage v1: {error.error_count()} errors") from error
+        raise ParkInDeadLetterQueue(
+            f"not an InboundMessage or OwnerEcho v1: {error.error_count()} errors"
+        ) from error
     logger.set_correlation_id(message.message_id)
+    if isinstance(message, OwnerEcho):
+        try:
+            take_echo_once(echo=message)
+        except IdempotencyAlreadyInProgressError as error:
+            raise RetryLater("another invocation is handling this echo", counts_as_attempt=False) from error
+        return
+    if message.group_id is not None:
+        # Group chats are not answered one-to-one (README, "What each message gets").
+        logger.info("Group message; not answered", extra={"message_type": message.type})
+        metrics.add_metric(name="GroupMessagesIgnored", unit="Count", value=1)
+        return
 
-    if not within_service_window(message.timestamp, time.time(), SERVICE_WINDOW_HOURS):
+    late = not within_service_window(message.timestamp, time.time(), SERVICE_WINDOW_HOURS)
+    if late and not conductor.changes_consent(message):  # a late STOP is still recorded
         logger.warning(
             "Outside the customer-service window; not answering",
             extra={"message_timestamp": message.timestamp, "window_hours": SERVICE_WINDOW_HOURS},

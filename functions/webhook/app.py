@@ -3,7 +3,8 @@
 GET  /webhook  subscription handshake: 200 + hub.challenge (text/plain), else 403.
 POST /webhook  413 over the size cap; 401 without a valid X-Hub-Signature-256
                (missing and wrong are both 401: Meta retries any non-2xx); 400 when
-               the signed body is not JSON; 200 once every message is enqueued
+               the signed body is not JSON; 200 once every message (and every echo
+               of the owner's own messages, `smb_message_echoes`) is enqueued
                (payloads that are not WhatsApp messages, and malformed items, are
                logged and acknowledged: a retry cannot fix them; statuses, errors
                and skipped items are logged and counted only then, so that a
@@ -26,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from wa_assistant.aws.queue import EnqueueError, MessageQueue, QueueItem
 from wa_assistant.observability import logger, metrics, tracer
-from wa_assistant.records import sqs_safe_id
+from wa_assistant.records import InboundMessage, OwnerEcho, sqs_safe_id
 from wa_assistant.webhook.body import (
     DEFAULT_MAX_BODY_BYTES,
     BodyTooLargeError,
@@ -93,24 +94,30 @@ def receive_notification() -> Response[Any]:
         return _plain(400, "Bad Request: body is not JSON")
 
     digest = digest_webhook(parsed)
+    records: list[InboundMessage | OwnerEcho] = [*digest.messages, *digest.echoes]
     inbound_queue.send(
         [
             QueueItem(
                 # ASCII-escaped: SQS refuses some characters JSON allows (U+FFFE, U+FFFF),
                 # and a refused record would make Meta redeliver the webhook forever.
-                body=message.model_dump_json(ensure_ascii=True),
-                group_id=message.conversation_id,
-                deduplication_id=sqs_safe_id(message.message_id),
+                body=record.model_dump_json(ensure_ascii=True),
+                group_id=record.conversation_id,
+                deduplication_id=sqs_safe_id(record.message_id),
             )
-            for message in digest.messages
+            for record in records
         ]
     )
     for message in digest.messages:
         logger.set_correlation_id(message.message_id)
         logger.info("Inbound message enqueued", extra={"message_type": message.type})
+    for echo in digest.echoes:
+        logger.set_correlation_id(echo.message_id)
+        logger.info("Owner's message (WhatsApp Business app) enqueued", extra={"message_type": echo.type})
     logger.set_correlation_id(None)
     if digest.messages:
         metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=len(digest.messages))
+    if digest.echoes:
+        metrics.add_metric(name="OwnerEchoesReceived", unit=MetricUnit.Count, value=len(digest.echoes))
     # Only now, with the answer 200 certain: a 503 above makes Meta redeliver the whole webhook,
     # statuses and errors included, and reporting them before it would count them twice.
     report_digest(digest)

@@ -33,6 +33,8 @@ E2E_PARAMETERS = {
     "GraphTimeoutSeconds": "3",
     # A warm function rereads its secret after 2 s, so an outage of Secrets Manager is felt at once.
     "SecretsMaxAgeSeconds": "2",
+    # 18 s: long enough to see a paused conversation stay quiet, short enough to see the pause end.
+    "HandoffPauseHours": "0.005",
 }
 PROXIED_SERVICES = {
     "WebhookFunction": ("sqs",),

@@ -8,9 +8,9 @@ a consumer rejects a version it does not know instead of misreading it.
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
 
 SQS_ID_MAX_LENGTH = 128
 
@@ -99,6 +99,8 @@ class InboundMessage(Record):
     context_message_id: str | None = None
     """The wamid the user replied to, when they quoted a message."""
     forwarded: bool = False
+    group_id: str | None = None
+    """Set when the message was written in a WhatsApp group the business is in (not answered one-to-one)."""
 
     @property
     def conversation_id(self) -> str:
@@ -121,6 +123,52 @@ class Recipient(Record):
     @classmethod
     def of(cls, sender: Sender) -> Recipient:
         return cls(wa_id=sender.wa_id, user_id=sender.user_id)
+
+    @property
+    def identity(self) -> str:
+        """The same key as `Sender.identity`: the BSUID when known, else the phone number."""
+        return self.user_id or self.wa_id or ""
+
+
+class OwnerEcho(Record):
+    """A message the business itself sent from the WhatsApp Business app (inbound queue, v1).
+
+    Meta's `smb_message_echoes` webhook. It travels in the conversation's FIFO group,
+    ordered with the user's messages, so the AI function pauses the bot and
+    remembers what the owner said before it reads the user's next message.
+    """
+
+    schema_version: Literal[1] = 1
+    kind: Literal["owner_echo"] = "owner_echo"
+    phone_number_id: str
+    display_phone_number: str | None = None
+    recipient: Recipient
+    """The user the owner wrote to: the phone number from `to` (digits only) and/or the BSUID."""
+    message_id: str
+    timestamp: int
+    type: str
+    text: str | None = None
+    """What the owner wrote: the text body or a media caption; None for other types."""
+
+    @property
+    def conversation_id(self) -> str:
+        """The FIFO group of the user's own messages (same key as `InboundMessage.conversation_id`)."""
+        return sqs_safe_id(self.phone_number_id, self.recipient.identity)
+
+
+def _inbound_kind(value: Any) -> str:
+    """Records without `kind` are `InboundMessage` v1 (written before kinds existed)."""
+    kind = value.get("kind", "message") if isinstance(value, dict) else getattr(value, "kind", "message")
+    return kind if isinstance(kind, str) else "unknown"
+
+
+InboundRecord = Annotated[
+    Annotated[InboundMessage, Tag("message")] | Annotated[OwnerEcho, Tag("owner_echo")],
+    Discriminator(_inbound_kind),
+]
+
+inbound_record_adapter: TypeAdapter[InboundMessage | OwnerEcho] = TypeAdapter(InboundRecord)
+"""Parses an inbound queue body into the right kind."""
 
 
 class TypingIndicator(Record):

@@ -53,6 +53,7 @@ def stack(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Stac
         for name, key, ttl in (
             (env["IDEMPOTENCY_TABLE_NAME"], "id", "expiration"),
             (env["MEMORY_TABLE_NAME"], "conversation_id", "expires_at"),
+            (env["CONVERSATION_TABLE_NAME"], "pk", "expires_at"),
         ):
             dynamodb.create_table(
                 TableName=name,
@@ -66,6 +67,14 @@ def stack(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Stac
         boto3.client("secretsmanager", region_name=REGION).create_secret(
             Name=env["MISTRAL_SECRET_NAME"], SecretString=API_KEY
         )
+        sns = boto3.client("sns", region_name=REGION)
+        topic_arn = sns.create_topic(Name="ai-reply-handoffs")["TopicArn"]
+        notices_url = sqs.create_queue(QueueName="ai-reply-handoff-notices")["QueueUrl"]
+        notices_arn = sqs.get_queue_attributes(QueueUrl=notices_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=notices_arn)
+        monkeypatch.setenv("HANDOFF_TOPIC_ARN", topic_arn)
         monkeypatch.setenv("OUTBOUND_QUEUE_URL", outbound_url)
         monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", dlq_url)
         monkeypatch.setenv("SOURCE_QUEUE_URL", inbound_url)
@@ -76,6 +85,7 @@ def stack(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Stac
             inbound_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:ai-inbound.fifo",
             dlq_url=dlq_url,
             outbound_url=outbound_url,
+            notices_url=notices_url,
         )
 
 

@@ -14,9 +14,10 @@ from typing import Any
 
 import httpx
 
+from local_stack.cfn import cfn_string, load_template
 from local_stack.sqs_poller import sqs_event
-from tests.support import FakeLambdaContext
-from wa_assistant.records import InboundMessage, Sender, outbound_action_adapter, sqs_safe_id
+from tests.support import ROOT, FakeLambdaContext
+from wa_assistant.records import InboundMessage, OwnerEcho, Sender, outbound_action_adapter, sqs_safe_id
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ai_reply"
 REGION = "us-east-1"
@@ -26,6 +27,28 @@ MISTRAL_BASE_URL = "https://mistral.test/v1"
 BUSINESS_NUMBER_ID = "106540352242922"
 SYSTEM_PROMPT = "You help customers of {business_name}. Greet {user_name}. Keep {unknown} braces."
 FALLBACK = "Thanks! I can only read text messages for now. Could you type your question?"
+
+CONTROL_PARAMETERS = {
+    "HANDOFF_KEYWORDS": "HandoffKeywords",
+    "HANDOFF_REPLY": "HandoffReply",
+    "HANDOFF_PAUSE_HOURS": "HandoffPauseHours",
+    "HANDOFF_TOOL_ENABLED": "HandoffToolEnabled",
+    "OPT_OUT_KEYWORDS": "OptOutKeywords",
+    "OPT_OUT_REPLY": "OptOutReply",
+    "OPT_IN_KEYWORDS": "OptInKeywords",
+    "OPT_IN_REPLY": "OptInReply",
+    "USER_DAILY_MESSAGE_LIMIT": "UserDailyMessageLimit",
+    "USER_DAILY_TOKEN_LIMIT": "UserDailyTokenLimit",
+    "USER_LIMIT_REPLY": "UserLimitReply",
+    "DAILY_TOKEN_BUDGET": "DailyTokenBudget",
+    "BUSY_REPLY": "BusyReply",
+}
+"""Conversation control's variables and the template parameters that set them."""
+_PARAMETERS = load_template(ROOT / "template.yaml")["Parameters"]
+CONTROL_ENV = {
+    name: cfn_string(_PARAMETERS[parameter]["Default"]) for name, parameter in CONTROL_PARAMETERS.items()
+}
+"""The template's defaults, as a deploy without overrides gives them to the function."""
 
 BASE_ENV = {
     "AWS_DEFAULT_REGION": REGION,
@@ -57,6 +80,8 @@ BASE_ENV = {
     "PROMPT_BUDGET_CHARS": "12000",
     "SERVICE_WINDOW_HOURS": "24",
     "IDEMPOTENCY_TABLE_NAME": "ai-reply-idempotency",
+    "CONVERSATION_TABLE_NAME": "ai-reply-conversations",
+    **CONTROL_ENV,
 }
 
 
@@ -98,13 +123,15 @@ class Stack:
     inbound_arn: str
     dlq_url: str
     outbound_url: str
+    notices_url: str = ""
+    """A queue subscribed to the handoff topic (SNS's JSON envelope per notice)."""
     _dedup_counter: int = 0
 
-    def enqueue(self, *messages: InboundMessage | str, group_id: str | None = None) -> None:
+    def enqueue(self, *messages: InboundMessage | OwnerEcho | str, group_id: str | None = None) -> None:
         """Put records on the inbound queue, as the webhook function does (a fresh dedup id each time)."""
         for message in messages:
             self._dedup_counter += 1
-            if isinstance(message, InboundMessage):
+            if isinstance(message, InboundMessage | OwnerEcho):
                 body, group = message.model_dump_json(), message.conversation_id
             else:
                 body, group = message, group_id or "garbage"
@@ -154,6 +181,10 @@ class Stack:
 
     def outbound_actions(self) -> list[Any]:
         return [outbound_action_adapter.validate_json(body) for body in self.drain(self.outbound_url)]
+
+    def notices(self) -> list[dict[str, Any]]:
+        """The handoff notices published, as SNS delivered them ({"Subject", "Message", ...})."""
+        return [json.loads(body) for body in self.drain(self.notices_url)]
 
 
 @dataclass

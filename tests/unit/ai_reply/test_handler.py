@@ -79,7 +79,10 @@ def test_answers_a_text_with_typing_indicator_then_reply(
     assert str(request.url) == "https://mistral.test/v1/chat/completions"
     body = sent_chat(mistral)
     assert body["model"] == "mistral-small-latest"
-    assert set(body) == {"model", "messages"}  # optional settings are empty, so not sent
+    # Optional settings are empty, so not sent; the handoff tool is offered (HandoffToolEnabled).
+    assert set(body) == {"model", "messages", "tools", "tool_choice"}
+    assert [tool["function"]["name"] for tool in body["tools"]] == ["handoff_to_human"]
+    assert body["tool_choice"] == "auto"
     assert body["messages"] == [
         {
             "role": "system",

@@ -16,6 +16,8 @@ from wa_assistant.conversation.memory import (
     Turn,
     fit_to_budget,
     remember,
+    remember_assistant_only,
+    remember_user_only,
     truncate,
 )
 
@@ -136,3 +138,39 @@ def test_disabled_memory_makes_no_calls() -> None:
     assert not memory.enabled
     assert memory.load("conv-1") == []
     memory.save("conv-1", [turn(1)])
+
+
+# ------------------------------------------------------------------ one-sided turns (conversation control)
+
+
+def test_a_user_message_nobody_answered_is_a_turn_without_assistant() -> None:
+    assert remember_user_only([turn(1)], "are you there?", 5) == [turn(1), Turn(user="are you there?")]
+
+
+def test_the_owners_message_answers_the_last_unanswered_user_message() -> None:
+    waiting = [turn(1), Turn(user="refund?"), Turn(user="hello??")]
+    assert remember_assistant_only(waiting, "Sure, done.", 5) == [
+        turn(1),
+        Turn(user="refund?"),
+        Turn(user="hello??", assistant="Sure, done."),
+    ]
+    assert remember_assistant_only([turn(1)], "By the way...", 5) == [
+        turn(1),
+        Turn(assistant="By the way..."),
+    ]
+    assert remember_assistant_only([Turn(user="x")], "y", 0) == []
+
+
+def test_items_stored_before_one_sided_turns_existed_read_the_same(dynamodb: object) -> None:
+    boto3.client("dynamodb").put_item(
+        TableName=TABLE,
+        Item={
+            "conversation_id": {"S": "old"},
+            "turns": {"L": [{"M": {"user": {"S": "hi"}, "assistant": {"S": "hello"}}}]},
+            "expires_at": {"N": "9999999999"},
+        },
+    )
+    memory = ConversationMemory(TABLE, max_turns=5, ttl_hours=24)
+    assert memory.load("old") == [Turn(user="hi", assistant="hello")]
+    memory.save("new", [Turn(user="waiting"), Turn(assistant="the owner")])
+    assert memory.load("new") == [Turn(user="waiting"), Turn(assistant="the owner")]

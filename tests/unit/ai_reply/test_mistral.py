@@ -11,12 +11,14 @@ import respx
 
 from tests.support import CORPUS
 from tests.unit.ai_reply.helpers import completion_json
+from wa_assistant.conversation.handoff import HANDOFF_TOOL
 from wa_assistant.conversation.prompt import ChatMessage
 from wa_assistant.model.chat import (
     ChatCompletion,
     MistralClient,
     MistralError,
     MistralSettings,
+    ToolCall,
     chat_completion_request,
     classify_mistral_error,
     parse_chat_completion,
@@ -95,14 +97,16 @@ def test_settings_parse_every_optional_value() -> None:
     ],
     ids=["defaults", "all-options"],
 )
-def test_request_bodies_match_mistrals_openapi_schema(env: dict[str, str]) -> None:
+@pytest.mark.parametrize("tools", [(), (HANDOFF_TOOL,)], ids=["no-tools", "handoff-tool"])
+def test_request_bodies_match_mistrals_openapi_schema(env: dict[str, str], tools: tuple[Any, ...]) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     spec = json.loads(corpus("openapi_chat.json"))
     validator = jsonschema.Draft202012Validator(
         {"$ref": "#/components/schemas/ChatCompletionRequest", "components": spec["components"]}
     )
-    body = chat_completion_request(MistralSettings.from_env(env), CHAT)
+    body = chat_completion_request(MistralSettings.from_env(env), CHAT, tools)
     assert list(validator.iter_errors(json.loads(json.dumps(body)))) == []
+    assert ("tools" in body, body.get("tool_choice")) == ((True, "auto") if tools else (False, None))
     # The schema is strict (additionalProperties: false): a field Mistral does not know fails.
     assert list(validator.iter_errors({**body, "max_completion_tokens": 10}))
 
@@ -140,8 +144,47 @@ def test_thinking_chunks_never_reach_the_user() -> None:
 
 
 @needs_corpus
-def test_a_tool_call_without_text_is_no_reply() -> None:
-    assert parse_chat_completion(corpus("response_tool_calls.json")) is None
+def test_parses_mistrals_documented_tool_call() -> None:
+    completion = parse_chat_completion(corpus("response_tool_calls.json"))
+    assert completion is not None
+    assert completion.text == ""
+    assert completion.finish_reason == "tool_calls"
+    assert completion.tool_calls == (ToolCall("retrieve_payment_status", {"transaction_id": "T1001"}),)
+    assert completion.total_tokens == 124
+
+
+@pytest.mark.parametrize(
+    ("arguments", "parsed"),
+    [
+        ('{"reason": "refund"}', {"reason": "refund"}),
+        ({"reason": "refund"}, {"reason": "refund"}),  # the schema allows an object too
+        ("not json", {}),
+        ("[1, 2]", {}),
+        (None, {}),
+    ],
+)
+def test_tool_call_arguments_in_every_shape(arguments: Any, parsed: dict[str, Any]) -> None:
+    body = {
+        "choices": [
+            {
+                "message": {
+                    "content": None,
+                    "tool_calls": [{"function": {"name": "handoff_to_human", "arguments": arguments}}],
+                },
+                "finish_reason": "tool_calls",
+            }
+        ]
+    }
+    completion = parse_chat_completion(json.dumps(body))
+    assert completion is not None
+    assert completion.tool_calls == (ToolCall("handoff_to_human", parsed),)
+
+
+def test_tool_calls_without_a_function_name_are_no_reply() -> None:
+    body = {
+        "choices": [{"message": {"content": "", "tool_calls": [{"function": {"name": ""}}, {"id": "x"}]}}]
+    }
+    assert parse_chat_completion(json.dumps(body)) is None
 
 
 @pytest.mark.parametrize(
@@ -359,6 +402,42 @@ def test_an_empty_reply_raises_a_retryable_error(client: MistralClient) -> None:
 
     with pytest.raises(MistralError) as raised:
         client.complete(CHAT)
+
+    assert raised.value.retryable
+    assert raised.value.status == 200
+
+
+def tool_call_json(name: str, arguments: str = '{"reason": "wants a refund"}') -> dict[str, Any]:
+    body = completion_json("")
+    body["choices"][0]["message"]["tool_calls"] = [
+        {"function": {"name": name, "arguments": arguments}, "id": "D681PevKs", "type": "function"}
+    ]
+    body["choices"][0]["finish_reason"] = "tool_calls"
+    return body
+
+
+@respx.mock
+def test_a_call_of_an_offered_tool_is_a_reply(client: MistralClient) -> None:
+    route = respx.post("https://llm.test/v1/chat/completions").respond(
+        json=tool_call_json("handoff_to_human")
+    )
+
+    completion = client.complete(CHAT, [HANDOFF_TOOL])
+
+    assert completion.tool_calls == (ToolCall("handoff_to_human", {"reason": "wants a refund"}),)
+    sent = json.loads(route.calls.last.request.content)
+    assert (sent["tools"], sent["tool_choice"]) == ([HANDOFF_TOOL], "auto")
+
+
+@respx.mock
+@pytest.mark.parametrize("tools", [(), (HANDOFF_TOOL,)], ids=["nothing-offered", "another-tool-offered"])
+def test_a_call_of_a_tool_not_offered_without_text_is_retryable(
+    client: MistralClient, tools: tuple[Any, ...]
+) -> None:
+    respx.post("https://llm.test/v1/chat/completions").respond(json=tool_call_json("delete_everything"))
+
+    with pytest.raises(MistralError) as raised:
+        client.complete(CHAT, tools)
 
     assert raised.value.retryable
     assert raised.value.status == 200

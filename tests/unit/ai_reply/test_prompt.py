@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 from tests.unit.ai_reply.helpers import inbound
 from wa_assistant.conversation.memory import Turn
 from wa_assistant.conversation.prompt import (
+    EARLIER_MESSAGES_NOT_SHOWN,
     AskModel,
     ChatMessage,
     Ignore,
@@ -213,3 +216,42 @@ def test_chat_messages_are_system_then_memory_then_question() -> None:
 def test_an_empty_system_prompt_is_not_sent() -> None:
     messages, _ = build_chat_messages(system_prompt=" ", turns=[], question="Hi", budget_chars=1000)
     assert messages == [ChatMessage(role="user", content="Hi")]
+
+
+def test_one_sided_turns_still_give_alternating_roles() -> None:
+    """Paused user messages and the owner's replies are one-sided turns; every template needs alternation."""
+    turns = [
+        Turn(user="Refund?"),
+        Turn(user="Hello??", assistant="Done, refunded."),  # the owner answered from the app
+        Turn(user="Thanks"),  # remembered while paused, never answered
+    ]
+    messages, question = build_chat_messages(
+        system_prompt="Be brief.", turns=turns, question="And shipping?", budget_chars=1000
+    )
+    assert question == "And shipping?"
+    assert messages == [
+        ChatMessage(role="system", content="Be brief."),
+        ChatMessage(role="user", content="Refund?\n\nHello??"),
+        ChatMessage(role="assistant", content="Done, refunded."),
+        ChatMessage(role="user", content="Thanks\n\nAnd shipping?"),
+    ]
+
+
+def test_a_history_that_starts_with_the_business_gets_a_user_message_first() -> None:
+    messages, _ = build_chat_messages(
+        system_prompt="", turns=[Turn(assistant="Your order shipped!")], question="Thanks!", budget_chars=1000
+    )
+    assert messages == [
+        ChatMessage(role="user", content=EARLIER_MESSAGES_NOT_SHOWN),
+        ChatMessage(role="assistant", content="Your order shipped!"),
+        ChatMessage(role="user", content="Thanks!"),
+    ]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["", "u"]), st.sampled_from(["", "a"])).filter(any), max_size=8))
+def test_roles_always_alternate_starting_and_ending_with_the_user(sides: list[tuple[str, str]]) -> None:
+    turns = [Turn(user=user, assistant=assistant) for user, assistant in sides]
+    messages, _ = build_chat_messages(system_prompt="S", turns=turns, question="q", budget_chars=10_000)
+    roles = [m.role for m in messages[1:]]
+    assert roles[0] == roles[-1] == "user"
+    assert all(a != b for a, b in itertools.pairwise(roles))

@@ -41,6 +41,7 @@ def test_droppable_lists_are_derived_from_the_model_markers() -> None:
         ("entry", "changes", "value", "messages"): "message",
         ("entry", "changes", "value", "statuses"): "status",
         ("entry", "changes", "value", "errors"): "error",
+        ("entry", "changes", "value", "message_echoes"): "echo",
     }
 
 

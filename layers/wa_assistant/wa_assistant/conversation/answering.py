@@ -11,7 +11,8 @@ idempotency, in the handler). Order matters:
    "typing…" it adds is cleared by the reply right behind it. (A read-only
    receipt would need a new outbound record kind for no visible difference.)
 2. The model is asked (memory turns + question, within the prompt budget).
-3. The `TextReply` goes on the outbound queue.
+3. The `TextReply` goes on the outbound queue (unless `hooks` take over: the
+   model handed the conversation to a person, see `conversation.conductor`).
 4. Memory is updated last and best-effort: the answer is already on its way, and
    failing now would make the redelivery ask the model again and, after SQS's
    5-minute deduplication window, send the user a second answer.
@@ -22,7 +23,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from wa_assistant.aws.queue import MessageQueue, QueueItem
 from wa_assistant.conversation.memory import ConversationMemory, Turn, remember
@@ -42,7 +43,23 @@ Outcome = Literal["answered", "fallback"]
 
 
 class ChatModel(Protocol):
-    def complete(self, messages: Sequence[ChatMessage]) -> ChatCompletion: ...
+    def complete(
+        self, messages: Sequence[ChatMessage], tools: Sequence[Mapping[str, Any]] = ()
+    ) -> ChatCompletion: ...
+
+
+class AnswerHooks(Protocol):
+    """What conversation control adds to a model answer (implemented by `conversation.conductor`)."""
+
+    def tools(self) -> Sequence[Mapping[str, Any]]:
+        """Functions the model may call."""
+        ...
+
+    def after_completion(
+        self, message: InboundMessage, turns: list[Turn], question: str, completion: ChatCompletion
+    ) -> str | None:
+        """Counts the answer; returns an outcome when it handled the reply itself, else None."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +93,15 @@ class Answerer:
         outbound: MessageQueue,
         model: ChatModel,
         memory: ConversationMemory,
+        hooks: AnswerHooks | None = None,
     ) -> None:
         self.settings = settings
         self.outbound = outbound
         self.model = model
         self.memory = memory
+        self.hooks = hooks
 
-    def answer(self, message: InboundMessage, plan: AskModel | SendFallback) -> Outcome:
+    def answer(self, message: InboundMessage, plan: AskModel | SendFallback) -> Outcome | str:
         if isinstance(plan, SendFallback):
             self._send_typing_indicator(message)  # marks it read: see the module docstring
             self._send_reply(message, self.settings.fallback_reply)
@@ -103,12 +122,20 @@ class Answerer:
             budget_chars=self.settings.prompt_budget_chars,
             user_note=profile_name_note(self.settings.system_prompt, message.sender.profile_name),
         )
-        completion = self.model.complete(chat)
+        completion = self.model.complete(chat, self.hooks.tools() if self.hooks else ())
         self._record_completion(completion, remembered_turns=sum(m.role == "assistant" for m in chat))
+        if self.hooks is not None:
+            handled = self.hooks.after_completion(message, turns, question, completion)
+            if handled is not None:
+                return handled
         self._send_reply(message, completion.text)
         metrics.add_metric(name="MessagesAnswered", unit="Count", value=1)
         self._remember(message, turns, Turn(user=question, assistant=completion.text))
         return "answered"
+
+    def send_reply(self, message: InboundMessage, text: str) -> None:
+        """A reply that is not the model's (conversation control's confirmations), quoting the message."""
+        self._send_reply(message, text)
 
     def _send_typing_indicator(self, message: InboundMessage) -> None:
         typing = TypingIndicator(

@@ -1,6 +1,10 @@
 """Conversation memory: the last turns of a conversation, trimmed to the prompt budget.
 
-A turn is one user text (as the model saw it) plus the assistant's reply. The
+A turn is one user text (as the model saw it) plus the assistant's reply. Either
+side may be empty: a user message remembered while a person handles the
+conversation has no reply yet, and what the owner wrote from the WhatsApp
+Business app is an assistant side without a question of its own (items stored
+before this existed always have both sides and read the same way). The
 trimming functions are plain domain logic; `ConversationMemory` is the
 DynamoDB adapter (one GetItem + one PutItem per answered message).
 
@@ -28,12 +32,15 @@ ELLIPSIS = "…"
 
 
 class Turn(BaseModel):
-    """One exchange: what the user said (as sent to the model) and what the assistant answered."""
+    """One exchange: what the user said (as sent to the model) and what the assistant answered.
+
+    An empty side means "nothing" (see the module docstring); both keys are always stored.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    user: str
-    assistant: str
+    user: str = ""
+    assistant: str = ""
 
     @property
     def chars(self) -> int:
@@ -54,6 +61,18 @@ def remember(turns: Sequence[Turn], new_turn: Turn, max_turns: int) -> list[Turn
     if max_turns <= 0:
         return []
     return [*turns, new_turn][-max_turns:]
+
+
+def remember_user_only(turns: Sequence[Turn], text: str, max_turns: int) -> list[Turn]:
+    """A user message nobody answered (yet): a turn with an empty assistant side."""
+    return remember(turns, Turn(user=text), max_turns)
+
+
+def remember_assistant_only(turns: Sequence[Turn], text: str, max_turns: int) -> list[Turn]:
+    """What the business said on its own: it answers the last unanswered user message, if any."""
+    if turns and not turns[-1].assistant:
+        return [*turns[:-1], Turn(user=turns[-1].user, assistant=text)][-max_turns:] if max_turns > 0 else []
+    return remember(turns, Turn(assistant=text), max_turns)
 
 
 def fit_to_budget(

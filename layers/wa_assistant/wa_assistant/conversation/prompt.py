@@ -27,6 +27,10 @@ operator's prompt uses it, the name goes to the model inside the user's own
 message, as a one-line note before the question (`profile_name_note`), with
 the same authority as anything else the user types. Memory keeps the question
 without the note.
+
+Roles always alternate, starting with a user message (`alternate_roles`): many
+chat templates (Mistral's own open models served by vLLM among them) refuse
+anything else, and memory may hold turns with one side only.
 """
 
 from __future__ import annotations
@@ -159,16 +163,42 @@ def build_chat_messages(
 ) -> tuple[list[ChatMessage], str]:
     """The messages to send (system, memory as user/assistant pairs, question) and the question as sent.
 
-    `user_note` (see `profile_name_note`) opens the last user message and counts
-    against the budget; the question returned (what memory keeps) does not carry it.
+    `user_note` (see `profile_name_note`) opens the last user message (after remembered user-only
+    turns are joined into it) and counts against the budget; the question returned (what memory
+    keeps) does not carry it.
     """
     prefix = f"{user_note}\n\n" if user_note else ""
     kept, question = fit_to_budget(
         system_prompt=system_prompt, turns=turns, question=question, budget_chars=budget_chars - len(prefix)
     )
     messages = [ChatMessage(role="system", content=system_prompt)] if system_prompt.strip() else []
+    history: list[ChatMessage] = []
     for turn in kept:
-        messages.append(ChatMessage(role="user", content=turn.user))
-        messages.append(ChatMessage(role="assistant", content=turn.assistant))
-    messages.append(ChatMessage(role="user", content=prefix + question))
-    return messages, question
+        if turn.user:
+            history.append(ChatMessage(role="user", content=turn.user))
+        if turn.assistant:
+            history.append(ChatMessage(role="assistant", content=turn.assistant))
+    history.append(ChatMessage(role="user", content=question))
+    conversation = alternate_roles(history)
+    if prefix:
+        last = conversation[-1]
+        conversation[-1] = ChatMessage(role=last.role, content=prefix + last.content)
+    return messages + conversation, question
+
+
+EARLIER_MESSAGES_NOT_SHOWN = "(earlier messages are not shown)"
+"""The user message put before a history that starts with the assistant (e.g. the owner wrote first)."""
+
+
+def alternate_roles(history: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """user/assistant/user/...: consecutive messages of one role are joined, and an assistant first gets a
+    short user message before it, so that every chat template accepts the conversation."""
+    merged: list[ChatMessage] = []
+    for message in history:
+        if merged and merged[-1].role == message.role:
+            merged[-1] = ChatMessage(role=message.role, content=f"{merged[-1].content}\n\n{message.content}")
+        else:
+            merged.append(message)
+    if merged and merged[0].role == "assistant":
+        merged.insert(0, ChatMessage(role="user", content=EARLIER_MESSAGES_NOT_SHOWN))
+    return merged

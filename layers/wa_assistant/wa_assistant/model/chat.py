@@ -9,7 +9,8 @@ Every failure is classified in ONE place, `classify_mistral_error`, by HTTP
 status only (never by message text):
 
 - retryable: no response (timeout, connection error), 408/409/425/429, 5xx, and
-  a 2xx whose reply has no text (a model can return an empty answer once).
+  a 2xx whose reply has no text and calls none of the tools offered (a model can
+  return an empty answer once).
   The caller retries through SQS backoff (at least Retry-After); after
   RetryMaxAttempts real attempts or RetryBudgetHours it is parked in the
   dead-letter queue (wa_assistant.aws.batch).
@@ -89,9 +90,14 @@ class MistralSettings(BaseModel):
         )
 
 
-def chat_completion_request(settings: MistralSettings, messages: Sequence[ChatMessage]) -> dict[str, Any]:
-    """The JSON body of one chat-completions call."""
+def chat_completion_request(
+    settings: MistralSettings, messages: Sequence[ChatMessage], tools: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
+    """The JSON body of one chat-completions call; `tools` (function definitions) with tool_choice auto."""
     body: dict[str, Any] = {"model": settings.model, "messages": [m.model_dump() for m in messages]}
+    if tools:
+        body["tools"] = [dict(tool) for tool in tools]
+        body["tool_choice"] = "auto"
     optional = {
         "temperature": settings.temperature,
         "max_tokens": settings.max_tokens,
@@ -106,6 +112,14 @@ def chat_completion_request(settings: MistralSettings, messages: Sequence[ChatMe
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function the model asked to call; `arguments` is {} when they are not a JSON object."""
+
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class ChatCompletion:
     """The usable part of a chat-completions response."""
 
@@ -115,14 +129,30 @@ class ChatCompletion:
     completion_tokens: int | None = None
     model: str | None = None
     latency_ms: float = 0.0
+    tool_calls: tuple[ToolCall, ...] = ()
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt + completion tokens (0 for what the server did not report)."""
+        return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
 
 
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class _FunctionCall(_Lenient):
+    name: str = ""
+    arguments: dict[str, Any] | str | None = None
+
+
+class _ToolCall(_Lenient):
+    function: _FunctionCall | None = None
+
+
 class _AssistantMessage(_Lenient):
     content: str | list[Any] | None = None
+    tool_calls: list[_ToolCall] | None = None
 
 
 class _Choice(_Lenient):
@@ -155,15 +185,33 @@ def reply_text(content: str | list[Any] | None) -> str:
     return "".join(parts).strip()
 
 
+def tool_calls_of(message: _AssistantMessage | None) -> tuple[ToolCall, ...]:
+    """The named function calls of a reply; `arguments` is a JSON string or an object (both documented)."""
+    calls = []
+    for call in (message.tool_calls if message else None) or ():
+        function = call.function
+        if function is None or not function.name:
+            continue
+        arguments: Any = function.arguments
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except ValueError:
+                arguments = None
+        calls.append(ToolCall(function.name, arguments if isinstance(arguments, dict) else {}))
+    return tuple(calls)
+
+
 def parse_chat_completion(body: bytes | str) -> ChatCompletion | None:
-    """The first choice's reply, or None when the body holds no text to send."""
+    """The first choice's reply, or None when the body holds neither text to send nor a tool call."""
     try:
         parsed = _CompletionBody.model_validate_json(body)
     except ValidationError:
         return None
     choice = parsed.choices[0] if parsed.choices else _Choice()
     text = reply_text(choice.message.content if choice.message else None)
-    if not text:
+    tool_calls = tool_calls_of(choice.message)
+    if not text and not tool_calls:
         return None
     usage = parsed.usage or _Usage()
     return ChatCompletion(
@@ -172,6 +220,7 @@ def parse_chat_completion(body: bytes | str) -> ChatCompletion | None:
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         model=parsed.model,
+        tool_calls=tool_calls,
     )
 
 
@@ -325,9 +374,12 @@ class MistralClient:
             headers={"Accept": "application/json"},
         )
 
-    def complete(self, messages: Sequence[ChatMessage]) -> ChatCompletion:
+    def complete(
+        self, messages: Sequence[ChatMessage], tools: Sequence[Mapping[str, Any]] = ()
+    ) -> ChatCompletion:
+        """The reply: text to send, or a call of one of `tools` (then the text may be empty)."""
         key = self._api_key()  # cached by the secrets module; read per call so a rotation is picked up
-        body = chat_completion_request(self.settings, messages)
+        body = chat_completion_request(self.settings, messages, tools)
         started = time.perf_counter()
         try:
             response = self._http.post(self.url, json=body, headers={"Authorization": f"Bearer {key}"})
@@ -337,7 +389,10 @@ class MistralClient:
         content = response.content
         if response.is_success:
             completion = parse_chat_completion(content)
-            if completion is not None:
+            offered = {tool["function"]["name"] for tool in tools}
+            if completion is not None and (
+                completion.text or any(call.name in offered for call in completion.tool_calls)
+            ):
                 return replace(completion, latency_ms=latency_ms)
         if key:  # a proxy may echo the key back in an error body; it must not reach a log line
             content = content.replace(key.encode(), b"[redacted]")

@@ -8,27 +8,35 @@ Plain functions over the webhook models; no AWS, no HTTP, no logging. Decisions:
   order, location, contacts, reaction, system and unknown types carry none;
 - a message whose sender cannot be built is reported as skipped, not raised;
 - statuses and value-level errors are reported for logs and metrics, never enqueued;
+- every `smb_message_echoes` item (the owner wrote from the WhatsApp Business app)
+  becomes one `OwnerEcho`, in the user's conversation (the AI function pauses the bot);
+- a message carrying `group_id` is enqueued like any other: the AI function decides
+  (groups are not answered one-to-one);
 - a payload that is not a WhatsApp `messages` webhook is reported as ignored.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
-from wa_assistant.records import InboundMessage
+from wa_assistant.records import InboundMessage, OwnerEcho
 from wa_assistant.webhook.payload import (
+    ECHOES_FIELD,
     MESSAGES_FIELD,
     WHATSAPP_OBJECT,
     Contact,
     MediaContent,
+    MessagesValue,
     Metadata,
     ParsedWebhook,
     SkippedItem,
+    WebhookEcho,
     WebhookError,
     WebhookMessage,
     WebhookStatus,
@@ -93,6 +101,8 @@ class WebhookDigest:
     """Everything one webhook call means for this system."""
 
     messages: list[InboundMessage] = field(default_factory=list)
+    echoes: list[OwnerEcho] = field(default_factory=list)
+    """Messages the owner sent from the WhatsApp Business app."""
     statuses: list[StatusReport] = field(default_factory=list)
     errors: list[ValueErrorReport] = field(default_factory=list)
     message_errors: list[MessageErrorReport] = field(default_factory=list)
@@ -116,6 +126,9 @@ def digest_webhook(parsed: ParsedWebhook) -> WebhookDigest:
         return digest
     for entry in payload.entry:
         for change in entry.changes or ():
+            if change.field == ECHOES_FIELD:
+                _digest_echoes(digest, change.value)
+                continue
             if change.field != MESSAGES_FIELD:
                 digest.ignored.append(f"field {change.field!r} is not handled")
                 continue
@@ -164,6 +177,46 @@ def _digest_messages(
             )
 
 
+def _digest_echoes(digest: WebhookDigest, value: MessagesValue | None) -> None:
+    if value is None or not value.message_echoes:
+        digest.ignored.append("smb_message_echoes change with no message_echoes")
+        return
+    for index, echo in enumerate(value.message_echoes):
+        try:
+            digest.echoes.append(owner_echo(value.metadata, echo))
+        except ValidationError as error:  # e.g. `to` holds no digit and there is no BSUID
+            problems = tuple(
+                ".".join(str(p) for p in e["loc"]) + f": {e['type']}"
+                for e in error.errors(include_url=False, include_input=False, include_context=False)
+            )
+            digest.skipped.append(SkippedItem("echo", index, echo.id, problems))
+
+
+_NOT_A_DIGIT = re.compile(r"\D")
+
+
+def owner_echo(metadata: Metadata, echo: WebhookEcho) -> OwnerEcho:
+    """The inbound queue record of one echo, addressed like the user's own messages.
+
+    `to` is the number as the app dialled it (`+16505551234`); the user's messages
+    carry it as `wa_id` (`16505551234`), so only its digits are kept.
+    """
+    wa_id = _NOT_A_DIGIT.sub("", echo.to or "") or None
+    content = getattr(echo, echo.type, None) if echo.type in ("image", "video", "document") else None
+    text = echo.text.body if echo.type == "text" and echo.text else (content.caption if content else None)
+    return OwnerEcho.model_validate(
+        {
+            "phone_number_id": metadata.phone_number_id,
+            "display_phone_number": metadata.display_phone_number,
+            "recipient": {"wa_id": wa_id, "user_id": echo.to_user_id or None},
+            "message_id": echo.id,
+            "timestamp": echo.timestamp,
+            "type": echo.type,
+            "text": text or None,
+        }
+    )
+
+
 def _contact_of(message: WebhookMessage, by_identity: dict[str, Contact]) -> Contact | None:
     for key in (message.from_user_id, message.from_):
         if key and key in by_identity:
@@ -209,6 +262,7 @@ def inbound_message(metadata: Metadata, message: WebhookMessage, contact: Contac
             "reacted_message_id": reaction.message_id if reaction else None,
             "context_message_id": context.id if context else None,
             "forwarded": bool(context and (context.forwarded or context.frequently_forwarded)),
+            "group_id": message.group_id,
         }
     )
 

@@ -3,8 +3,8 @@
 Tolerance rules, decided once here:
 - unknown fields are ignored (`extra="ignore"`), so Meta can add fields freely;
 - message `type` is a plain string: a type that does not exist yet still parses;
-- a change whose `field` is not `messages` keeps its field name but not its value
-  (other webhook fields have other shapes and are ignored later);
+- a change whose `field` is not `messages` or `smb_message_echoes` keeps its field
+  name but not its value (other webhook fields have other shapes and are ignored later);
 - one malformed item of a list marked `DropsInvalidItems` (an entry, a change, a
   contact, a message, a status, a value-level error) is dropped and reported as a
   `SkippedItem`; its siblings are kept. Only a payload whose top level is unusable
@@ -29,6 +29,8 @@ from pydantic_core import ErrorDetails, from_json
 
 WHATSAPP_OBJECT = "whatsapp_business_account"
 MESSAGES_FIELD = "messages"
+ECHOES_FIELD = "smb_message_echoes"
+"""Messages the business sent from the WhatsApp Business app (coexistence): `value.message_echoes[]`."""
 
 
 class InvalidJsonError(ValueError):
@@ -266,11 +268,40 @@ class WebhookMessage(_Part):
     referral: Referral | None = None
     unsupported: UnsupportedContent | None = None
     errors: list[WebhookError] | None = None
+    group_id: str | None = None
+    """Set on messages written in a WhatsApp group (Groups API)."""
 
     @model_validator(mode="after")
     def _has_sender(self) -> WebhookMessage:
         if not self.from_ and not self.from_user_id:
             raise ValueError("a message needs `from` or `from_user_id`")
+        return self
+
+
+# ----------------------------------------------------------------- echoes
+class WebhookEcho(_Part):
+    """A message the business sent from the WhatsApp Business app: `from` = the business, `to` = the user.
+
+    `to` is the user's number as the app addressed it (Meta's reference shows both
+    `16505551234` and `+16505551234`); `to_user_id` is the user's BSUID, which
+    BSPs relaying Meta's echoes show since the BSUID rollout. One of them is needed.
+    """
+
+    id: str = Field(min_length=1)
+    from_: str | None = Field(default=None, alias="from")
+    to: str | None = None
+    to_user_id: str | None = None
+    timestamp: int
+    type: str = Field(min_length=1)
+    text: TextContent | None = None
+    image: MediaContent | None = None
+    video: MediaContent | None = None
+    document: MediaContent | None = None
+
+    @model_validator(mode="after")
+    def _has_recipient(self) -> WebhookEcho:
+        if not (self.to and self.to.strip()) and not self.to_user_id:
+            raise ValueError("an echo needs `to` or `to_user_id`")
         return self
 
 
@@ -308,7 +339,8 @@ class WebhookStatus(_Part):
 
 # ----------------------------------------------------------------- envelope
 class MessagesValue(_Part):
-    """The value of a `messages` change: messages, statuses and/or errors for one business number."""
+    """The value of a `messages` change (messages, statuses and/or errors) or of a
+    `smb_message_echoes` change (message_echoes), for one business number."""
 
     messaging_product: str | None = None
     metadata: Metadata
@@ -316,12 +348,13 @@ class MessagesValue(_Part):
     messages: Annotated[list[WebhookMessage] | None, DropsInvalidItems("message")] = None
     statuses: Annotated[list[WebhookStatus] | None, DropsInvalidItems("status")] = None
     errors: Annotated[list[WebhookError] | None, DropsInvalidItems("error")] = None
+    message_echoes: Annotated[list[WebhookEcho] | None, DropsInvalidItems("echo")] = None
 
 
 class Change(_Part):
     field: str
     value: MessagesValue | None = None
-    """Kept only for the `messages` field; None for every other field."""
+    """Kept only for the `messages` and `smb_message_echoes` fields; None for every other field."""
 
     @model_validator(mode="after")
     def _value_only_for_messages(self) -> Change:
@@ -332,8 +365,8 @@ class Change(_Part):
 
 
 def _carries_messages_value(field: object) -> bool:
-    """Only a `messages` change has a value of the MessagesValue shape; others are not read."""
-    return field == MESSAGES_FIELD
+    """Only `messages` and `smb_message_echoes` changes have a value of the MessagesValue shape."""
+    return field in (MESSAGES_FIELD, ECHOES_FIELD)
 
 
 class Entry(_Part):
