@@ -77,6 +77,7 @@ e2e: $(VENV)/.synced ## end-to-end, fault and load tests on the local stack
 validate: $(VENV)/.synced $(SAM_VENV)/.synced ## cfn-lint and sam validate --lint
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint
+	$(SAM_VENV)/bin/python scripts/check_transformed_template.py
 
 security: $(VENV)/.synced $(CHECKOV_VENV)/.synced ## checkov on the template, pip-audit on the locked dependencies
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml

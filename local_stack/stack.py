@@ -54,8 +54,8 @@ INHERITED_ENV = (
 )
 """What a worker takes from the caller's environment: nothing else, so no local secret leaks in."""
 MAX_HTTP_WORKERS = 4
-"""Warm containers per HTTP-triggered function; Lambda would start up to ReservedConcurrentExecutions
-(50), which on a laptop costs 50 Python processes for no gain."""
+"""Warm containers per HTTP-triggered function; Lambda would start as many as requests arrive (up to
+its reserved or the account's unreserved concurrency), which on a laptop costs a Python process each."""
 
 
 class StackError(Exception):

@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 
 from local_stack.cfn import (
+    NO_VALUE,
     Resolver,
     TemplateError,
     cfn_string,
@@ -272,16 +273,17 @@ def _resolve_functions(
             memory_mb=int(resolver.resolve(merged.get("MemorySize", 128))),
             layer_paths=[Path(p) for p in resolver.resolve(layers)],
             environment=environment,
-            reserved_concurrency=(
-                int(resolver.resolve(merged["ReservedConcurrentExecutions"]))
-                if "ReservedConcurrentExecutions" in merged
-                else None
-            ),
+            reserved_concurrency=_optional_int(resolver.resolve(merged.get("ReservedConcurrentExecutions"))),
         )
         for event in own.get("Events", {}).values():
             _add_event_source(spec, event, resolver)
         functions[logical_id] = spec
     return functions
+
+
+def _optional_int(value: Any) -> int | None:
+    """An optional numeric property: absent, or !If [..., !Ref AWS::NoValue], gives None."""
+    return None if value is None or value is NO_VALUE else int(value)
 
 
 def _add_event_source(spec: FunctionSpec, event: Mapping[str, Any], resolver: Resolver) -> None:

@@ -54,9 +54,22 @@ def _statements(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]
             yield from _statements(item, f"{path}[{index}]")
 
 
+def _in_key_policy(template: Template, where: str) -> bool:
+    """A statement of a KMS key policy, where Resource "*" means the key itself (not every resource)."""
+    parts = where.split("/")
+    return (
+        len(parts) > 4
+        and parts[1] == "Resources"
+        and parts[3:5] == ["Properties", "KeyPolicy"]
+        and template["Resources"].get(parts[2], {}).get("Type") == "AWS::KMS::Key"
+    )
+
+
 def wildcard_resources(template: Template) -> list[str]:
     found = []
     for where, statement in _statements(template):
+        if _in_key_policy(template, where):
+            continue
         resource = statement.get("Resource") if isinstance(statement, dict) else None
         targets = resource if isinstance(resource, list) else [resource]
         if "NotResource" in statement or any(isinstance(t, str) and t.strip() == "*" for t in targets):
@@ -204,6 +217,20 @@ def test_rules_catch_a_wildcard_anywhere(template: Template) -> None:
     index = len(broken["Resources"]["AiReplyFunction"]["Properties"]["Policies"]) - 1
     assert unscoped_function_policies(broken) == [
         f"AiReplyFunction.Policies[{index}]: Statement is not an allowed SAM policy template"
+    ]
+
+
+def test_only_kms_key_policies_may_say_every_resource(template: Template) -> None:
+    key_statements = template["Resources"]["AlarmTopicKey"]["Properties"]["KeyPolicy"]["Statement"]
+    assert any(statement["Resource"] == "*" for statement in key_statements)  # "*" = this key
+    broken = copy.deepcopy(template)
+    broken["Resources"]["Extra"] = {
+        "Type": "AWS::IAM::ManagedPolicy",
+        "Properties": {"PolicyDocument": {"Statement": key_statements}},
+    }
+    assert wildcard_resources(broken) == [
+        f"/Resources/Extra/Properties/PolicyDocument/Statement[{index}]"
+        for index in range(len(key_statements))
     ]
 
 
