@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -13,7 +12,7 @@ from local_stack.config import STATE_DIR
 from local_stack.stack import LocalStack
 
 STATE_FILE = STATE_DIR / "current.json"
-"""Where `make chat` finds the running stack's URLs (never its secrets)."""
+"""Where `make chat` and `make doctor` find the running stack (LocalStack.state(): never its secrets)."""
 
 
 def banner(stack: LocalStack) -> str:
@@ -46,18 +45,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     print("Starting the local stack from template.yaml...", flush=True)
     with LocalStack(env=os.environ, echo_logs=True) as stack:
-        STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
-        STATE_FILE.write_text(
-            json.dumps(
-                {
-                    "pid": os.getpid(),
-                    "webhook_url": stack.webhook_url,
-                    "graph_sink_url": stack.sink.base_url,
-                    "mistral_standin_url": stack.mistral.base_url,
-                    "logs": str(stack.logs.path),
-                }
-            )
-        )
+        stack.write_state(STATE_FILE)
         print(banner(stack), flush=True)
         while not stopping.wait(0.5):
             pass

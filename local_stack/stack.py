@@ -6,6 +6,7 @@ with LocalStack(parameters={"RetryBaseDelaySeconds": "1"}) as stack:
     stack.mistral.script(status=429, times=3, retry_after=1)
     stack.queue_depths()                   # {"InboundQueue": 0, ...} visible + in flight
     stack.kill_worker("AiReplyFunction")   # a crash mid-batch
+    stack.write_state(path)                # what `make doctor --state path` reads
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Self
 
+from local_stack.alarms import alarm_specs
 from local_stack.api_gateway import ApiGateway
+from local_stack.cfn import load_template
 from local_stack.config import STATE_DIR, TEMPLATE, LocalConfig
 from local_stack.functions import FunctionRuntime
 from local_stack.graph_sink import GraphSink
@@ -30,8 +34,8 @@ from local_stack.logs import LogSink
 from local_stack.mistral_standin import MistralStandIn
 from local_stack.moto_launcher import MotoServer, MotoServerError
 from local_stack.sqs_poller import SqsPoller
-from local_stack.topology import REGION, Topology, build_topology, moto_client
-from local_stack.webhooks import signature
+from local_stack.topology import REGION, STACK_NAME, Topology, build_topology, moto_client
+from local_stack.webhooks import BUSINESS_ACCOUNT_ID, PHONE_NUMBER_ID, signature
 
 DUMMY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -276,6 +280,54 @@ class LocalStack:
         """Kill a worker of the function while it runs an invocation (waits for one to be busy)."""
         runtime = self.runtimes[logical_id]
         self.wait_until(runtime.kill_busy_worker, timeout=wait, interval=0.02)
+
+    # ------------------------------------------------------------ operator view
+    def state(self) -> dict[str, Any]:
+        """What operator tools (`make chat`, `make doctor`) need to find this stack: never a secret value.
+
+        `outputs` are the template's outputs that name a resource created locally (queue
+        URLs, secret names...), plus the local WebhookUrl; `alarms` are the template's
+        alarms resolved for local evaluation (local_stack.alarms).
+        """
+        assert self.topology is not None
+        template = load_template(self.template)
+        created: dict[str, str] = {
+            **{logical_id: queue.url for logical_id, queue in self.topology.queues.items()},
+            **self.topology.secrets,
+            **self.topology.tables,
+        }
+        outputs = {
+            name: created[output["Value"]["Ref"]]
+            for name, output in template.get("Outputs", {}).items()
+            if isinstance(output.get("Value"), dict) and output["Value"].get("Ref") in created
+        }
+        outputs["WebhookUrl"] = self.webhook_url
+        queue_names = {logical_id: queue.name for logical_id, queue in self.topology.queues.items()}
+        return {
+            "pid": os.getpid(),
+            "stack_name": STACK_NAME,
+            "region": REGION,
+            "moto_url": self.moto_url,
+            "webhook_url": self.webhook_url,
+            "graph_sink_url": self.sink.base_url,
+            "mistral_standin_url": self.mistral.base_url,
+            "logs": str(self.logs.path),
+            "outputs": outputs,
+            "parameters": dict(self.topology.parameters),
+            "functions": {
+                logical_id: {"service": spec.environment.get("POWERTOOLS_SERVICE_NAME", "")}
+                for logical_id, spec in self.topology.functions.items()
+            },
+            "alarms": [asdict(spec) for spec in alarm_specs(template, self.topology.parameters, queue_names)],
+            "whatsapp": {"phone_number_id": PHONE_NUMBER_ID, "business_account_id": BUSINESS_ACCOUNT_ID},
+        }
+
+    def write_state(self, path: Path) -> None:
+        """Write `state()` as JSON, atomically (a reader never sees half a file)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(self.state(), indent=2), encoding="utf-8")
+        partial.replace(path)
 
     def log_lines(self) -> list[dict[str, Any]]:
         """Every line logged in this run so far (functions, stand-ins, HTTP API)."""
