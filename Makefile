@@ -21,7 +21,7 @@ PY := $(VENV)/bin/python
 SAM := PATH="$(PY313_BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help test lint typecheck unit e2e validate security build demo local chat sam-local bench lock clean
+.PHONY: help test lint typecheck unit e2e validate security build demo local chat doctor sam-local bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -65,7 +65,7 @@ lint: $(VENV)/.synced ## ruff
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(VENV)/.synced ## mypy (strict); each function's app.py on its own, as Lambda loads it
-	$(VENV)/bin/mypy layers/wa_assistant/wa_assistant local_stack scripts tests benchmarks
+	$(VENV)/bin/mypy layers/wa_assistant/wa_assistant local_stack ops scripts tests benchmarks
 	for fn in functions/*/; do $(VENV)/bin/mypy $$fn/app.py; done
 
 unit: $(VENV)/.synced ## unit and handler tests (moto in-process, respx)
@@ -95,6 +95,14 @@ local: $(VENV)/.synced ## the local stack in the foreground until Ctrl-C
 
 chat: $(VENV)/.synced ## type messages as a WhatsApp user against a running `make local`
 	$(PY) -m local_stack.chat
+
+# ----------------------------------------------------------------- operators
+# The region of a deployed stack is the user's (AWS_REGION, AWS_DEFAULT_REGION, samconfig.toml,
+# the profile), not the us-east-1 this Makefile sets for the local tools when none is set.
+doctor: $(VENV)/.synced ## check every link from Meta to the model: STACK_NAME=<stack> [PHONE_NUMBER_ID= WABA_ID= REGION=], else `make local`
+	$(if $(filter file,$(origin AWS_DEFAULT_REGION)),env -u AWS_DEFAULT_REGION) $(PY) -m ops.doctor \
+	  $(if $(STACK_NAME),--stack-name '$(STACK_NAME)') $(if $(REGION),--region '$(REGION)') \
+	  $(if $(PHONE_NUMBER_ID),--phone-number-id '$(PHONE_NUMBER_ID)') $(if $(WABA_ID),--waba-id '$(WABA_ID)')
 
 sam-local: $(VENV)/.synced $(SAM_VENV)/.synced ## sam build + sam local invoke of every function in SAM's emulator
 	$(PY) scripts/sam_local_check.py
