@@ -657,10 +657,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run(args: argparse.Namespace, write: Callable[[str], None]) -> int:
+def run(args: argparse.Namespace, write: Callable[[str], None], session: Any = None) -> int:
+    """Print every check through `write`; the exit status. `session`: a boto3 session to use (tests)."""
     try:
         view: StackView = (
-            DeployedStack.open(args.stack_name, args.region)
+            DeployedStack.open(args.stack_name, args.region, session)
             if args.stack_name
             else LocalStackView.open(args.state)
         )
