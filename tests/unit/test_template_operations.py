@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from local_stack.cfn import NO_VALUE, Resolver, load_template, resolve_parameters
+from ops.stack import REQUIRED_OUTPUTS
 from tests.support import ROOT
 
 Template = dict[str, Any]
@@ -250,3 +251,8 @@ def test_each_function_logs_to_the_log_group_named_after_it(template: Template) 
     for name, function in resources(template, "AWS::Serverless::Function").items():
         assert function["Properties"]["LoggingConfig"]["LogGroup"] == {"Ref": f"{name}Logs"}
         assert template["Resources"][f"{name}Logs"]["Type"] == "AWS::Logs::LogGroup"
+
+
+def test_the_stack_has_every_output_the_operator_tools_read(template: Template) -> None:
+    assert set(REQUIRED_OUTPUTS) <= set(template["Outputs"])
+    assert all("Condition" not in template["Outputs"][name] for name in REQUIRED_OUTPUTS)
