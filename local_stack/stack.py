@@ -286,8 +286,9 @@ class LocalStack:
         """What operator tools (`make chat`, `make doctor`) need to find this stack: never a secret value.
 
         `outputs` are the template's outputs that name a resource created locally (queue
-        URLs, secret names...), plus the local WebhookUrl; `alarms` are the template's
-        alarms resolved for local evaluation (local_stack.alarms).
+        URLs, secret names...), plus the local WebhookUrl; `resources` maps the logical id of
+        each queue, table and secret to its URL or name; `alarms` are the template's alarms
+        resolved for local evaluation (local_stack.alarms).
         """
         assert self.topology is not None
         template = load_template(self.template)
@@ -313,6 +314,7 @@ class LocalStack:
             "mistral_standin_url": self.mistral.base_url,
             "logs": str(self.logs.path),
             "outputs": outputs,
+            "resources": created,
             "parameters": dict(self.topology.parameters),
             "functions": {
                 logical_id: {"service": spec.environment.get("POWERTOOLS_SERVICE_NAME", "")}

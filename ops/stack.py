@@ -111,6 +111,10 @@ class StackView(ABC):
     def missing_outputs(self) -> list[str]:
         return [name for name in REQUIRED_OUTPUTS if not self.outputs.get(name)]
 
+    @abstractmethod
+    def physical_id(self, logical_id: str) -> str | None:
+        """What the stack created for a template resource (a table's name, a queue's URL...)."""
+
 
 # ----------------------------------------------------------------- deployed
 def default_region(explicit: str | None, samconfig: Path = SAMCONFIG) -> str | None:
@@ -191,6 +195,9 @@ class DeployedStack(StackView):
     def _new_client(self, service: str) -> Any:
         return self.session.client(service)
 
+    def physical_id(self, logical_id: str) -> str | None:
+        return self.resources.get(logical_id, ("", ""))[1] or None
+
     def alarms(self) -> tuple[list[AlarmState], str]:
         names = {
             physical: logical
@@ -237,6 +244,8 @@ class LocalStackView(StackView):
     moto_url: str = ""
     logs_path: Path = Path()
     alarm_specs: list[AlarmSpec] = field(default_factory=list)
+    resources: dict[str, str] = field(default_factory=dict)
+    """Logical id -> the local queue URL, table name or secret name."""
 
     @property
     def description(self) -> str:
@@ -273,10 +282,14 @@ class LocalStackView(StackView):
             moto_url=str(state["moto_url"]),
             logs_path=Path(state["logs"]),
             alarm_specs=[AlarmSpec.from_dict(a) for a in state.get("alarms", [])],
+            resources=dict(state.get("resources", {})),
         )
 
     def _new_client(self, service: str) -> Any:
         return moto_client(service, self.moto_url)
+
+    def physical_id(self, logical_id: str) -> str | None:
+        return self.resources.get(logical_id)
 
     def alarms(self) -> tuple[list[AlarmState], str]:
         now = time.time()

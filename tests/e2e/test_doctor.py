@@ -87,6 +87,10 @@ def wait_for_quiet_alarms(stack: LocalStack, state: Path) -> None:
 
 def test_healthy_stack_passes_every_check(stack: LocalStack, state: Path) -> None:
     assert_no_secret(stack, state.read_text(encoding="utf-8"))
+    assert stack.topology is not None
+    view = LocalStackView.open(state)  # what operator tools see of this stack
+    assert view.physical_id("MemoryTable") == stack.topology.tables["MemoryTable"]
+    assert view.physical_id("InboundQueue") == stack.topology.queue("InboundQueue").url
     settle(stack)
     wait_for_quiet_alarms(stack, state)
 

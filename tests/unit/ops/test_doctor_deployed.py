@@ -27,7 +27,7 @@ from moto import mock_aws
 
 from ops.doctor import Redactor, close_models, parse_args, run
 from ops.meta import graph_problem
-from ops.stack import default_region
+from ops.stack import DeployedStack, default_region
 from tests.support import CORPUS
 
 REGION = "eu-west-1"
@@ -584,6 +584,13 @@ def test_an_older_stack_without_the_outputs_stops_at_the_stack_line(deployment: 
 
 
 # ----------------------------------------------------------------- helpers
+def test_operator_tools_find_a_resource_by_its_logical_id(deployment: Deployment) -> None:
+    view = DeployedStack.open(STACK, session=StubbedSession(deployment))
+    assert view.physical_id("InboundDeadLetterQueue") == deployment.outputs["InboundDeadLetterQueueUrl"]
+    assert view.physical_id("NoSuchResource") is None
+    assert view.functions == ["WebhookFunction", "AiReplyFunction", "SendReplyFunction"]
+
+
 def test_region_comes_from_the_argument_then_the_environment_then_samconfig(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
