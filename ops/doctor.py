@@ -151,6 +151,7 @@ class Doctor:
     def stack_line(self) -> Line:
         view = self.view
         title = "Stack"
+        events = self._aws_cli(f"cloudformation describe-stack-events --stack-name {view.name}")
         if view.status.endswith("_IN_PROGRESS"):
             return Line(
                 FAIL, title, f"{view.name} is being changed ({view.status})", "wait for it, then run again"
@@ -160,9 +161,8 @@ class Doctor:
                 FAIL,
                 title,
                 f"{view.name} is {view.status}",
-                "read why in its events (aws cloudformation describe-stack-events --stack-name "
-                f"{view.name}); a stack in ROLLBACK_COMPLETE must be removed with sam delete "
-                "before deploying again",
+                f"read why in its events ({events}); a stack in ROLLBACK_COMPLETE must be removed "
+                "with sam delete before deploying again",
             )
         missing = view.missing_outputs()
         if missing:
@@ -177,8 +177,7 @@ class Doctor:
                 FAIL,
                 title,
                 f"{view.name}: the last update failed and was rolled back (the previous version runs)",
-                "read why in its events (aws cloudformation describe-stack-events --stack-name "
-                f"{view.name}), then sam deploy again",
+                f"read why in its events ({events}), then sam deploy again",
             )
         text = f"{view.name} is {view.status}; WebhookUrl {view.outputs['WebhookUrl']}"
         if view.outputs.get("DashboardUrl"):
@@ -209,8 +208,8 @@ class Doctor:
         except KeyError:
             return (
                 None,
-                f"{secret_id} holds a binary value",
-                self._secret_command(output).replace("'<value>'", "…"),
+                f"{secret_id} holds a binary value, not a string",
+                f"put the value in as a string: {self._secret_command(output)}",
             )
         except BotoCoreError as error:
             return None, f"Secrets Manager unreachable: {error}", "check the network and run again"
@@ -349,6 +348,14 @@ class Doctor:
                 title,
                 f"a status update signed with the app secret got {signed.status_code} {signed.text[:120]!r}",
                 self._webhook_fix(signed),
+            )
+        received = _json(signed)
+        if isinstance(received, dict) and received.get("received", 0) != 0:
+            return Line(
+                FAIL,
+                title,
+                f"a status update was taken for {received['received']} message(s) to answer",
+                "deploy this version of the stack (sam build && sam deploy)",
             )
         unsigned = self._http("POST", self.view.outputs["WebhookUrl"], content=body, headers=headers)
         if isinstance(unsigned, str) or unsigned.status_code != 401:

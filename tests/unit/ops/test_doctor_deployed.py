@@ -190,7 +190,7 @@ def meta_and_mistral() -> Iterator[respx.MockRouter]:
         return httpx.Response(200, json={"received": 0})
 
     with respx.mock(assert_all_called=False) as router:
-        router.route(url__startswith=WEBHOOK_URL).mock(side_effect=webhook)
+        router.route(url__startswith=WEBHOOK_URL, name="webhook").mock(side_effect=webhook)
         router.get(
             f"{GRAPH}/{PHONE}", headers={"Authorization": f"Bearer {ACCESS_TOKEN}"}, name="phone"
         ).respond(
@@ -339,6 +339,21 @@ def test_a_function_still_on_the_old_secret_is_told_to_wait(
     for title in ("Meta's verification (GET WebhookUrl)", "Webhook signature (POST WebhookUrl)"):
         assert line(output, title).startswith("✗ ")
         assert "within 300 s (SecretsMaxAgeSeconds)" in line(output, title)
+
+
+def test_a_webhook_that_enqueues_a_status_update_fails(
+    deployment: Deployment, meta_and_mistral: respx.MockRouter
+) -> None:
+    meta_and_mistral["webhook"].side_effect = lambda request: (
+        httpx.Response(200, text=request.url.params["hub.challenge"])
+        if request.method == "GET"
+        else httpx.Response(200, json={"received": 1})
+    )
+    status, output = doctor(deployment)
+    assert status == 1
+    assert "a status update was taken for 1 message(s) to answer" in line(
+        output, "Webhook signature (POST WebhookUrl)"
+    )
 
 
 # ----------------------------------------------------------------- Meta
