@@ -29,7 +29,7 @@ def banner(stack: LocalStack) -> str:
         "  Secrets : app secret, verify token, access token and API key from the environment or their "
         "local defaults (see README.md, Run it locally)",
         f"  Logs    : {stack.logs.path}",
-        "  Try     : make chat   (in another terminal)",
+        "  Try     : make chat   (in another terminal); make doctor checks every link",
         f"Webhook URL: {stack.webhook_url}",
     ]
     return "\n".join(lines)
