@@ -17,6 +17,7 @@ import pytest
 
 from local_stack import LocalStack
 from local_stack.mistral_standin import LISTED_MODELS
+from local_stack.topology import moto_client
 from ops.stack import LocalStackView, alarm_is_firing
 from tests.e2e.helpers import new_user, send_text, settle
 from tests.support import ROOT
@@ -77,6 +78,21 @@ def assert_no_secret(stack: LocalStack, text: str) -> None:
     }
     assert all(len(value) > 20 for value in values.values())  # random per session
     assert [what for what, value in values.items() if value in text] == []
+
+
+def drain(stack: LocalStack, logical_id: str) -> None:
+    """Delete every message of a queue one by one: a purge would lock the queue's purges for 60 s
+    (SQS's rule, which moto keeps), and the fault tests purge the same dead-letter queue."""
+    assert stack.topology is not None
+    sqs = moto_client("sqs", stack.moto_url)
+    url = stack.topology.queue(logical_id).url
+
+    def drained() -> bool:
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return stack.queue_depths()[logical_id] == 0
+
+    stack.wait_until(drained, timeout=30)
 
 
 def wait_for_quiet_alarms(stack: LocalStack, state: Path) -> None:
@@ -161,6 +177,6 @@ def test_a_parked_message_fails_the_queue_and_alarm_checks_until_redriven(
         assert "rejected the request" in output
         assert lines["Model API key and model"].startswith("✔ ")  # the key is fine again
     finally:
-        stack.purge("InboundDeadLetterQueue")
+        drain(stack, "InboundDeadLetterQueue")
     settle(stack)
     assert stack.queue_depths()["InboundDeadLetterQueue"] == 0  # later tests start from empty DLQs
