@@ -126,6 +126,7 @@ def test_healthy_stack_passes_every_check(stack: LocalStack, state: Path) -> Non
 
 
 def test_a_revoked_whatsapp_token_is_named_with_its_fix(stack: LocalStack, state: Path) -> None:
+    settle(stack)  # no reply of another test in flight while the token is wrong
     stack.sink.access_token = "a-token-meta-revoked"  # restored by clean_fakes
 
     status, lines, output = run_doctor(stack, state)
