@@ -21,7 +21,7 @@ PY := $(VENV)/bin/python
 SAM := PATH="$(PY313_BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help test lint typecheck unit e2e validate security build demo local chat conversations sam-local bench lock clean
+.PHONY: help test lint typecheck unit e2e validate security build demo local chat doctor conversations sam-local bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -77,6 +77,7 @@ e2e: $(VENV)/.synced ## end-to-end, fault and load tests on the local stack
 validate: $(VENV)/.synced $(SAM_VENV)/.synced ## cfn-lint and sam validate --lint
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint
+	$(SAM_VENV)/bin/python scripts/check_transformed_template.py
 
 security: $(VENV)/.synced $(CHECKOV_VENV)/.synced ## checkov on the template, pip-audit on the locked dependencies
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
@@ -96,8 +97,13 @@ chat: $(VENV)/.synced ## type messages as a WhatsApp user against a running `mak
 	$(PY) -m local_stack.chat
 
 # ----------------------------------------------------------------- operators
-# A deployed stack's region is the user's (AWS_REGION, AWS_DEFAULT_REGION, the profile), not the
-# us-east-1 this Makefile sets for the local tools when none is set.
+# The region of a deployed stack is the user's (AWS_REGION, AWS_DEFAULT_REGION, samconfig.toml,
+# the profile), not the us-east-1 this Makefile sets for the local tools when none is set.
+doctor: $(VENV)/.synced ## check every link from Meta to the model: STACK_NAME=<stack> [PHONE_NUMBER_ID= WABA_ID= REGION=], else `make local`
+	$(if $(filter file,$(origin AWS_DEFAULT_REGION)),env -u AWS_DEFAULT_REGION) $(PY) -m ops.doctor \
+	  $(if $(STACK_NAME),--stack-name '$(STACK_NAME)') $(if $(REGION),--region '$(REGION)') \
+	  $(if $(PHONE_NUMBER_ID),--phone-number-id '$(PHONE_NUMBER_ID)') $(if $(WABA_ID),--waba-id '$(WABA_ID)')
+
 conversations: $(VENV)/.synced ## paused/opted-out conversations: [STACK_NAME=<stack> REGION=] ARGS='list|pause <id>|resume <id>'
 	$(if $(filter file,$(origin AWS_DEFAULT_REGION)),env -u AWS_DEFAULT_REGION) $(PY) -m ops.conversations \
 	  $(if $(STACK_NAME),--stack-name '$(STACK_NAME)') $(if $(REGION),--region '$(REGION)') $(or $(ARGS),list)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -13,7 +12,9 @@ from local_stack.config import STATE_DIR
 from local_stack.stack import LocalStack
 
 STATE_FILE = STATE_DIR / "current.json"
-"""Where `make chat` and `make conversations` find the running stack (never its secrets)."""
+"""Where `make chat`, `make doctor` and `make conversations` find the running stack.
+
+LocalStack.state(): never its secrets."""
 
 
 def banner(stack: LocalStack) -> str:
@@ -32,7 +33,7 @@ def banner(stack: LocalStack) -> str:
         "  IAM     : each function calls AWS with its own role from template.yaml; a call its role does "
         "not allow fails with AccessDenied and shows here as `iam | AccessDenied: ...`",
         f"  Logs    : {stack.logs.path}",
-        "  Try     : make chat   (in another terminal)",
+        "  Try     : make chat   (in another terminal); make doctor checks every link",
         f"Webhook URL: {stack.webhook_url}",
     ]
     return "\n".join(lines)
@@ -48,23 +49,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     print("Starting the local stack from template.yaml...", flush=True)
     with LocalStack(env=os.environ, echo_logs=True) as stack:
-        assert stack.topology is not None
-        STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
-        STATE_FILE.write_text(
-            json.dumps(
-                {
-                    "pid": os.getpid(),
-                    "webhook_url": stack.webhook_url,
-                    "graph_sink_url": stack.sink.base_url,
-                    "mistral_standin_url": stack.mistral.base_url,
-                    "logs": str(stack.logs.path),
-                    # For `python -m ops.conversations` (AWS here is moto; no secret values).
-                    "moto_url": stack.moto_url,
-                    "outputs": {"ConversationTableName": stack.topology.tables["ConversationTable"]},
-                    "parameters": stack.topology.parameters,
-                }
-            )
-        )
+        stack.write_state(STATE_FILE)
         print(banner(stack), flush=True)
         while not stopping.wait(0.5):
             pass

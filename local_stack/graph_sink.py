@@ -4,6 +4,13 @@
 success shapes: a wamid for a sent message, `{"success": true}` for a read
 receipt / typing indicator (recorded apart from text messages).
 
+What `make doctor` asks, with the same Bearer rule (shapes from Meta's Business
+Messaging OpenAPI, operations getPhoneNumberById and getAllSubscriptionsForAWaba):
+    GET  /{version}/{phone_number_id}?fields=...   the phone number's status
+    GET  /{version}/{waba_id}/subscribed_apps       apps that get the WABA's webhooks
+    POST /{version}/{waba_id}/subscribed_apps       subscribe the local app
+An id the sink does not know gets Graph's "Unsupported get request" error (code 100, subcode 33).
+
 Control API for tests:
     POST /_control  {"script": [{"status": 500, "times": 3}, {"code": 131047, "times": 1, "to": "<wa_id>"}],
                      "reset": true,
@@ -18,13 +25,60 @@ import json
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from local_stack.http_server import BackgroundServer, QuietHandler
+from local_stack.webhooks import BUSINESS_ACCOUNT_ID, DISPLAY_PHONE_NUMBER, PHONE_NUMBER_ID
 
 _MESSAGES_PATH = re.compile(r"^/(?P<version>v[0-9.]+)/(?P<phone_number_id>[^/]+)/messages$")
+_OBJECT_PATH = re.compile(r"^/(?P<version>v[0-9.]+)/(?P<object_id>[^/]+)$")
+_SUBSCRIBED_APPS_PATH = re.compile(r"^/(?P<version>v[0-9.]+)/(?P<waba_id>[^/]+)/subscribed_apps$")
+
+LOCAL_APP = {
+    "id": "1000000000000001",
+    "name": "Local WhatsApp assistant",
+    "link": "https://www.facebook.com/games/?app_id=1000000000000001",
+}
+"""The Meta app the local stack pretends to be (whatsapp_business_api_data of subscribed_apps)."""
+DEFAULT_PHONE_FIELDS = ("id", "display_phone_number", "verified_name", "quality_rating")
+"""What GET /{phone_number_id} returns without `fields` (Meta's OpenAPI, getPhoneNumberById)."""
+
+
+def local_phone_number() -> dict[str, Any]:
+    """The local business number as Graph describes a registered Cloud API number."""
+    return {
+        "id": PHONE_NUMBER_ID,
+        "display_phone_number": f"+{DISPLAY_PHONE_NUMBER}",
+        "verified_name": "Local Test Business",
+        "quality_rating": "GREEN",
+        "code_verification_status": "NOT_VERIFIED",
+        "name_status": "APPROVED",
+        "platform_type": "CLOUD_API",
+        "throughput": {"level": "STANDARD"},
+        "messaging_limit_tier": "TIER_1K",
+        "account_mode": "LIVE",
+        "status": "CONNECTED",
+        "is_official_business_account": False,
+    }
+
+
+def unknown_object(object_id: str) -> dict[str, Any]:
+    """Graph's answer for an id the token cannot see (or that does not exist)."""
+    return {
+        "error": {
+            "message": f"Unsupported get request. Object with ID '{object_id}' does not exist, cannot be "
+            "loaded due to missing permissions, or does not support this operation. Please read the "
+            "Graph API documentation at https://developers.facebook.com/docs/graph-api",
+            "type": "GraphMethodException",
+            "code": 100,
+            "error_subcode": 33,
+            "fbtrace_id": "ALocalTraceId",
+        }
+    }
+
 
 GRAPH_ERRORS: dict[int, tuple[int, dict[str, Any]]] = {
     131047: (
@@ -139,6 +193,10 @@ class GraphSink:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.server: BackgroundServer | None = None
+        self.phone_numbers: dict[str, dict[str, Any]] = {PHONE_NUMBER_ID: local_phone_number()}
+        """Phone numbers the token can see (GET /{version}/{phone_number_id})."""
+        self.subscribed_apps: dict[str, list[dict[str, str]]] = {BUSINESS_ACCOUNT_ID: [dict(LOCAL_APP)]}
+        """WABA id -> the apps subscribed to its webhooks; a test may empty a list."""
 
     def start(self, port: int = 0, host: str = "127.0.0.1") -> GraphSink:
         self.server = BackgroundServer(_Handler, self, port, host)
@@ -177,6 +235,7 @@ class GraphSink:
             self._messages.clear()
             self._receipts.clear()
             self._attempts.clear()
+            self.subscribed_apps = {BUSINESS_ACCOUNT_ID: [dict(LOCAL_APP)]}
 
     def control(self, command: dict[str, Any]) -> None:
         if command.get("reset"):
@@ -231,12 +290,65 @@ class GraphSink:
         record["status"] = status
         return status, payload
 
-    def _outcome(
-        self, record: dict[str, Any], authorization: str | None, body: Any, scripted: ScriptedFailure | None
-    ) -> tuple[int, dict[str, Any]]:
+    def _unauthorized(self, authorization: str | None) -> tuple[int, dict[str, Any]] | None:
         if authorization != f"Bearer {self.access_token}":
             status, error = GRAPH_ERRORS[190]
             return status, {"error": error}
+        return None
+
+    def look_up(self, path: str, query: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
+        """GET of a phone number or of a WABA's subscribed apps (what `make doctor` asks)."""
+        refused = self._unauthorized(authorization)
+        if refused is not None:
+            return refused
+        apps = _SUBSCRIBED_APPS_PATH.match(path)
+        if apps is not None:
+            with self._lock:
+                subscribed = self.subscribed_apps.get(apps["waba_id"])
+                if subscribed is None:
+                    return 400, unknown_object(apps["waba_id"])
+                return 200, {"data": [{"whatsapp_business_api_data": dict(app)} for app in subscribed]}
+        found = _OBJECT_PATH.match(path)
+        number = self.phone_numbers.get(found["object_id"]) if found else None
+        if found is None or number is None:
+            return 400, unknown_object(found["object_id"] if found else path)
+        requested = urllib.parse.parse_qs(query).get("fields", [""])[0]
+        fields = [f for f in requested.split(",") if f] or list(DEFAULT_PHONE_FIELDS)
+        unknown = [f for f in fields if f not in number]
+        if unknown:
+            return 400, {
+                "error": {
+                    "message": f"(#100) Tried accessing nonexisting field ({unknown[0]}) on node type "
+                    "(WhatsAppBusinessPhoneNumber)",
+                    "type": "OAuthException",
+                    "code": 100,
+                    "fbtrace_id": "ALocalTraceId",
+                }
+            }
+        return 200, {"id": number["id"], **{f: number[f] for f in fields}}
+
+    def subscribe_app(self, path: str, authorization: str | None) -> tuple[int, dict[str, Any]] | None:
+        """POST /{version}/{waba_id}/subscribed_apps; None when the path is not that."""
+        apps = _SUBSCRIBED_APPS_PATH.match(path)
+        if apps is None:
+            return None
+        refused = self._unauthorized(authorization)
+        if refused is not None:
+            return refused
+        with self._lock:
+            subscribed = self.subscribed_apps.get(apps["waba_id"])
+            if subscribed is None:
+                return 400, unknown_object(apps["waba_id"])
+            if all(app["id"] != LOCAL_APP["id"] for app in subscribed):
+                subscribed.append(dict(LOCAL_APP))
+        return 200, {"success": True}
+
+    def _outcome(
+        self, record: dict[str, Any], authorization: str | None, body: Any, scripted: ScriptedFailure | None
+    ) -> tuple[int, dict[str, Any]]:
+        refused = self._unauthorized(authorization)
+        if refused is not None:
+            return refused
         if scripted is not None:
             if scripted.code is not None:
                 status, error = GRAPH_ERRORS[scripted.code]
@@ -284,7 +396,8 @@ class _Handler(QuietHandler):
         return owner
 
     def do_GET(self) -> None:  # noqa: N802 - http.server dispatches on this name
-        if self.path.split("?")[0] == "/_messages":
+        path, _, query = self.path.partition("?")
+        if path == "/_messages":
             self.send_json(
                 200,
                 {
@@ -294,7 +407,7 @@ class _Handler(QuietHandler):
                 },
             )
         else:
-            self.send_json(404, {"error": {"message": "Unsupported get request", "code": 100}})
+            self.send_json(*self.sink.look_up(path, query, self.headers.get("Authorization")))
 
     def do_POST(self) -> None:  # noqa: N802
         raw = self.read_body()
@@ -302,6 +415,10 @@ class _Handler(QuietHandler):
         if path == "/_control":
             self.sink.control(json.loads(raw or b"{}"))
             self.send_json(200, {"ok": True})
+            return
+        subscribed = self.sink.subscribe_app(path, self.headers.get("Authorization"))
+        if subscribed is not None:
+            self.send_json(*subscribed)
             return
         status, payload = self.sink.receive(path, self.headers.get("Authorization"), raw)
         self.send_json(status, payload)

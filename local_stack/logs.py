@@ -91,3 +91,27 @@ class LogSink:
     def close(self) -> None:
         with self._lock:
             self._file.close()
+
+
+def recent_lines(path: Path, since: float) -> list[dict[str, Any]]:
+    """The LogSink records of a run logged at or after `since` (epoch seconds), oldest first.
+
+    Lines are appended in time order, so the file is read from its end until an older line.
+    """
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    recent: list[dict[str, Any]] = []
+    for raw in reversed(text.splitlines()):
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue  # a line cut short by a crash
+        if not isinstance(record, dict):
+            continue
+        if float(record.get("time", 0)) < since:
+            break
+        recent.append(record)
+    recent.reverse()
+    return recent

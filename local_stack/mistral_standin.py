@@ -2,7 +2,8 @@
 
 Speaks the wire format (`POST /v1/chat/completions`, also `/chat/completions`,
 Bearer auth, Mistral's error bodies) and answers from the conversation itself, so
-tests can assert on replies and on memory:
+tests can assert on replies and on memory. `GET /v1/models` (also `/models`) lists
+`models` in Mistral's ModelList shape (what `make doctor` asks):
 
     [stand-in model] You said: "<last user text>" (turn <n>; I remember: <previous user text>)
 
@@ -15,7 +16,8 @@ shape (content "", `tool_calls[].function.arguments` a JSON string, finish_reaso
 Control API for tests and benchmarks:
     POST /_control  {"script": [{"status": 429, "times": 3, "retry_after": 1}, {"delay": 5, "times": 1},
                                 {"tool_call": {"name": "handoff_to_human", "arguments": {"reason": "..."}}}],
-                     "latency_seconds": 0.3, "api_key": "...", "reset": true}
+                     "latency_seconds": 0.3, "api_key": "...", "models": ["mistral-large-latest"],
+                     "reset": true}
     GET  /_calls    every request received, in order.
 """
 
@@ -50,6 +52,45 @@ KNOWN_MODEL_PREFIXES = (
 MESSAGE_ROLES = {"system", "user", "assistant", "tool"}
 TOOL_CHOICES = {"auto", "none", "any", "required"}
 TOOL_TRIGGER = re.compile(r"\[tool:(?P<name>[A-Za-z0-9_-]+)\]")
+LISTED_MODELS = (
+    "mistral-small-latest",
+    "mistral-medium-latest",
+    "mistral-large-latest",
+    "ministral-8b-latest",
+    "open-mistral-nemo",
+    "codestral-latest",
+    "pixtral-large-latest",
+    "magistral-medium-latest",
+    "mistral-embed",
+)
+"""What GET /v1/models lists by default: the template's default model among Mistral's public names."""
+MODEL_CREATED = 1_750_000_000
+
+
+def model_card(model_id: str) -> dict[str, Any]:
+    """One entry of Mistral's ModelList (BaseModelCard in Mistral's OpenAPI)."""
+    chat = "embed" not in model_id
+    return {
+        "id": model_id,
+        "object": "model",
+        "created": MODEL_CREATED,
+        "owned_by": "mistralai",
+        "capabilities": {
+            "completion_chat": chat,
+            "completion_fim": model_id.startswith("codestral"),
+            "function_calling": chat,
+            "fine_tuning": False,
+            "vision": model_id.startswith("pixtral"),
+            "classification": False,
+        },
+        "name": model_id,
+        "description": f"{model_id} (local stand-in)",
+        "max_context_length": 131072 if chat else 8192,
+        "aliases": [],
+        "deprecation": None,
+        "default_model_temperature": 0.3 if chat else None,
+        "type": "base",
+    }
 
 
 @dataclass
@@ -170,6 +211,8 @@ class MistralStandIn:
     def __init__(self, api_key: str, log: Callable[[str], None] | None = None) -> None:
         self.api_key = api_key
         self.latency_seconds = 0.0
+        self.models: list[str] = list(LISTED_MODELS)
+        """Model ids GET /v1/models lists; a test may drop the configured one."""
         self._script: list[ScriptedAnswer] = []
         self._calls: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -209,6 +252,7 @@ class MistralStandIn:
             self._script.clear()
             self._calls.clear()
             self.latency_seconds = 0.0
+            self.models = list(LISTED_MODELS)
 
     def calls(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -233,12 +277,22 @@ class MistralStandIn:
             self.latency_seconds = float(command["latency_seconds"])
         if "api_key" in command:
             self.api_key = str(command["api_key"])
+        if "models" in command:
+            self.models = [str(model) for model in command["models"]]
 
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
 
     # ------------------------------------------------------------ behaviour
+    def list_models(self, path: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
+        """GET /v1/models: the ModelList, or Mistral's 401 body without the right Bearer key."""
+        if authorization != f"Bearer {self.api_key}":
+            self._log(f"401 GET {path}")
+            return 401, {"message": "Unauthorized", "request_id": uuid.uuid4().hex}
+        self._log(f"200 GET {path}")
+        return 200, {"object": "list", "data": [model_card(model) for model in list(self.models)]}
+
     def answer(
         self, path: str, authorization: str | None, raw: bytes
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -361,8 +415,11 @@ class _Handler(QuietHandler):
         return owner
 
     def do_GET(self) -> None:  # noqa: N802 - http.server dispatches on this name
-        if self.path.split("?")[0] == "/_calls":
+        path = self.path.split("?")[0]
+        if path == "/_calls":
             self.send_json(200, {"calls": self.standin.calls()})
+        elif path in ("/v1/models", "/models"):
+            self.send_json(*self.standin.list_models(path, self.headers.get("Authorization")))
         else:
             self.send_json(404, {"detail": "Not Found"})
 

@@ -8,6 +8,7 @@ with LocalStack(parameters={"RetryBaseDelaySeconds": "1"}) as stack:
     stack.kill_worker("AiReplyFunction")   # a crash mid-batch
     stack.access_denials()                 # calls a function's role did not allow (IAM is enforced)
     stack.notices()                        # SNS notices (handoffs), also logged with source `sns`
+    stack.write_state(path)                # what `make doctor --state path` reads
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Self
 
+from local_stack.alarms import alarm_specs
 from local_stack.api_gateway import ApiGateway
 from local_stack.config import ROOT, STATE_DIR, TEMPLATE, LocalConfig
 from local_stack.functions import FunctionRuntime
@@ -37,13 +40,14 @@ from local_stack.sam_transform import sam_transform
 from local_stack.sqs_poller import EventSourceError, SqsPoller
 from local_stack.topology import (
     REGION,
+    STACK_NAME,
     TOPOLOGY_SERVICES,
     FunctionSpec,
     Topology,
     build_topology,
     moto_client,
 )
-from local_stack.webhooks import signature
+from local_stack.webhooks import BUSINESS_ACCOUNT_ID, PHONE_NUMBER_ID, signature
 
 REGION_ENV = {"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
 ROLE_SESSION_SECONDS = 12 * 3600
@@ -62,8 +66,8 @@ INHERITED_ENV = (
 )
 """What a worker takes from the caller's environment: nothing else, so no local secret leaks in."""
 MAX_HTTP_WORKERS = 4
-"""Warm containers per HTTP-triggered function; Lambda would start up to ReservedConcurrentExecutions
-(50), which on a laptop costs 50 Python processes for no gain."""
+"""Warm containers per HTTP-triggered function; Lambda would start as many as requests arrive (up to
+its reserved or the account's unreserved concurrency), which on a laptop costs a Python process each."""
 
 
 class StackError(Exception):
@@ -393,6 +397,57 @@ class LocalStack:
     def notices(self) -> list[Notice]:
         """Every SNS notice published so far (handoff notices), oldest first."""
         return self._notice_log.notices() if self._notice_log is not None else []
+
+    # ------------------------------------------------------------ operator view
+    def state(self) -> dict[str, Any]:
+        """What operator tools (`make chat`, `make doctor`) need to find this stack: never a secret value.
+
+        `outputs` are the template's outputs that name a resource created locally (queue
+        URLs, secret names...), plus the local WebhookUrl; `resources` maps the logical id of
+        each queue, table and secret to its URL or name; `alarms` are the template's alarms
+        resolved for local evaluation (local_stack.alarms).
+        """
+        assert self.topology is not None
+        template = self.topology.template  # transformed: Outputs and alarms are as in template.yaml
+        created: dict[str, str] = {
+            **{logical_id: queue.url for logical_id, queue in self.topology.queues.items()},
+            **self.topology.secrets,
+            **self.topology.tables,
+            **self.topology.topics,
+        }
+        outputs = {
+            name: created[output["Value"]["Ref"]]
+            for name, output in template.get("Outputs", {}).items()
+            if isinstance(output.get("Value"), dict) and output["Value"].get("Ref") in created
+        }
+        outputs["WebhookUrl"] = self.webhook_url
+        queue_names = {logical_id: queue.name for logical_id, queue in self.topology.queues.items()}
+        return {
+            "pid": os.getpid(),
+            "stack_name": STACK_NAME,
+            "region": REGION,
+            "moto_url": self.moto_url,
+            "webhook_url": self.webhook_url,
+            "graph_sink_url": self.sink.base_url,
+            "mistral_standin_url": self.mistral.base_url,
+            "logs": str(self.logs.path),
+            "outputs": outputs,
+            "resources": created,
+            "parameters": dict(self.topology.parameters),
+            "functions": {
+                logical_id: {"service": spec.environment.get("POWERTOOLS_SERVICE_NAME", "")}
+                for logical_id, spec in self.topology.functions.items()
+            },
+            "alarms": [asdict(spec) for spec in alarm_specs(template, self.topology.parameters, queue_names)],
+            "whatsapp": {"phone_number_id": PHONE_NUMBER_ID, "business_account_id": BUSINESS_ACCOUNT_ID},
+        }
+
+    def write_state(self, path: Path) -> None:
+        """Write `state()` as JSON, atomically (a reader never sees half a file)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(self.state(), indent=2), encoding="utf-8")
+        partial.replace(path)
 
     def log_lines(self) -> list[dict[str, Any]]:
         """Every line logged in this run so far (functions, stand-ins, HTTP API)."""

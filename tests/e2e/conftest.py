@@ -19,6 +19,7 @@ import pytest
 
 from local_stack import LocalStack
 from local_stack.fault_proxy import FaultProxies
+from local_stack.mistral_standin import LISTED_MODELS
 
 E2E_PARAMETERS = {
     "InboundVisibilityTimeout": "20",
@@ -100,3 +101,4 @@ def clean_fakes(request: pytest.FixtureRequest) -> Iterator[None]:
     stack.mistral.api_key = key
     stack.mistral.latency_seconds = 0.0
     stack.sink.access_token = token
+    stack.mistral.models = list(LISTED_MODELS)

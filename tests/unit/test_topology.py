@@ -24,7 +24,7 @@ def sam_template() -> dict[str, Any]:
 
 
 def test_functions_as_lambda_runs_them() -> None:
-    topology = build_in_moto(parameters={"AiBatchSize": "3"}).topology
+    topology = build_in_moto(parameters={"AiBatchSize": "3", "WebhookReservedConcurrency": "50"}).topology
     webhook, ai, send = (
         topology.functions[f] for f in ("WebhookFunction", "AiReplyFunction", "SendReplyFunction")
     )
