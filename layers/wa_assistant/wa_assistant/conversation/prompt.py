@@ -30,6 +30,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from wa_assistant.conversation.memory import Turn, fit_to_budget
+from wa_assistant.model.content import ContentPart
 from wa_assistant.records import InboundMessage, Location
 
 TEXT_TYPES = frozenset({"text", "button", "interactive"})
@@ -67,12 +68,12 @@ ReplyPlan = AskModel | SendFallback | Ignore
 
 
 class ChatMessage(BaseModel):
-    """One chat-completions message."""
+    """One chat-completions message; a user message may be a list of parts (text, images)."""
 
     model_config = ConfigDict(frozen=True)
 
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: str | tuple[ContentPart, ...]
 
 
 def plan_reply(message: InboundMessage) -> ReplyPlan:

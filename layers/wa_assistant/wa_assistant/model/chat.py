@@ -88,9 +88,14 @@ class MistralSettings(BaseModel):
         )
 
 
-def chat_completion_request(settings: MistralSettings, messages: Sequence[ChatMessage]) -> dict[str, Any]:
-    """The JSON body of one chat-completions call."""
-    body: dict[str, Any] = {"model": settings.model, "messages": [m.model_dump() for m in messages]}
+def chat_completion_request(
+    settings: MistralSettings, messages: Sequence[ChatMessage], model: str | None = None
+) -> dict[str, Any]:
+    """The JSON body of one chat-completions call; `model` overrides the configured one (vision)."""
+    body: dict[str, Any] = {
+        "model": model or settings.model,
+        "messages": [m.model_dump(mode="json") for m in messages],
+    }
     optional = {
         "temperature": settings.temperature,
         "max_tokens": settings.max_tokens,
@@ -324,9 +329,9 @@ class MistralClient:
             headers={"Accept": "application/json"},
         )
 
-    def complete(self, messages: Sequence[ChatMessage]) -> ChatCompletion:
+    def complete(self, messages: Sequence[ChatMessage], model: str | None = None) -> ChatCompletion:
         key = self._api_key()  # cached by the secrets module; read per call so a rotation is picked up
-        body = chat_completion_request(self.settings, messages)
+        body = chat_completion_request(self.settings, messages, model)
         started = time.perf_counter()
         try:
             response = self._http.post(self.url, json=body, headers={"Authorization": f"Bearer {key}"})
