@@ -1,13 +1,19 @@
 """AiReplyFunction: answers each inbound WhatsApp message with the chat-completions model.
 
 Inbound FIFO queue -> (typing indicator, model reply) on the outbound FIFO queue.
-Each record is answered at most once per wamid (Powertools idempotency, 7 days,
-longer than Meta redelivers); outcomes map to the queue as follows:
+Voice notes, photos and documents are read first (Graph media download with the
+WhatsApp token, Mistral transcription / vision / OCR; see
+wa_assistant.conversation.understanding). Each record is answered at most once per
+wamid (Powertools idempotency, 7 days, longer than Meta redelivers), and a voice
+note or document is transcribed / read at most once per wamid. Outcomes map to the
+queue as follows:
 
-- answered / fallback / ignored / outside the 24-hour window: acknowledged;
+- answered / honest reply / ignored / outside the 24-hour window: acknowledged;
 - model rejected the key or request (401/403/400/422): parked in the dead-letter
   queue at once + MistralRequestRejected metric (alarmed), see wa_assistant.model.chat;
-- transient model failure or another worker still answering: RetryLater (backoff);
+- WhatsApp token refused while fetching media (190/401): parked + GraphAuthFailed (alarmed);
+- transient model or Graph failure, no time left for a call, or another worker
+  still answering: RetryLater (backoff);
 - undecodable record: parked in the dead-letter queue.
 """
 
@@ -18,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
@@ -34,37 +41,117 @@ from wa_assistant.aws.batch import FifoBatch, ParkInDeadLetterQueue, RetryLater
 from wa_assistant.aws.queue import MessageQueue
 from wa_assistant.aws.secrets import secret_text
 from wa_assistant.conversation.answering import Answerer, AnswerSettings
+from wa_assistant.conversation.media_reading import MediaLimits, MediaReading, media_idempotency_config
 from wa_assistant.conversation.memory import ConversationMemory
-from wa_assistant.conversation.prompt import AskModel, Ignore, SendFallback, plan_reply, within_service_window
+from wa_assistant.conversation.prompt import within_service_window
+from wa_assistant.conversation.understanding import Ignore, Read, Reply, plan
+from wa_assistant.deadline import NoTimeLeft
 from wa_assistant.model.chat import MistralClient, MistralError, MistralSettings
+from wa_assistant.model.ocr import DEFAULT_OCR_MODEL, DocumentOcr
+from wa_assistant.model.transcription import DEFAULT_TRANSCRIPTION_MODEL, Transcriber
 from wa_assistant.observability import logger, metrics, tracer
 from wa_assistant.records import InboundMessage
+from wa_assistant.whatsapp.graph import FailureKind, GraphRequestFailed, http_client
+from wa_assistant.whatsapp.media import GraphMedia
 
 IDEMPOTENCY_SECONDS = 7 * 24 * 3600
 """Longer than Meta keeps redelivering an unacknowledged webhook."""
+SAFETY_SECONDS = 5.0
+"""Kept free after the longest call: returning the batch response, and the worker's own overhead."""
 
 SERVICE_WINDOW_HOURS = float(os.environ.get("SERVICE_WINDOW_HOURS") or "24")
 MISTRAL_SECRET_NAME = os.environ["MISTRAL_SECRET_NAME"]
+GRAPH_SECRET_NAME = os.environ["GRAPH_SECRET_NAME"]
+GRAPH_TIMEOUT_SECONDS = float(os.environ.get("GRAPH_TIMEOUT_SECONDS") or "10")
 
 model_settings = MistralSettings.from_env()
-TIME_NEEDED_FOR_MODEL_MS = (
-    model_settings.connect_timeout_seconds + model_settings.read_timeout_seconds + 5
-) * 1000
-"""A model call that cannot finish before the invocation ends is not started (see handle_record)."""
+MODEL_CALL_SECONDS = model_settings.connect_timeout_seconds + model_settings.read_timeout_seconds
+"""The longest one Mistral call (chat, transcription, OCR) can take before its timeout fires."""
+GRAPH_CALL_SECONDS = min(3.0, GRAPH_TIMEOUT_SECONDS) + GRAPH_TIMEOUT_SECONDS
 
+
+class InvocationClock:
+    """The one answer to "is there time left for a call of N seconds?" in this function."""
+
+    def __init__(self) -> None:
+        self.context: LambdaContext | None = None
+
+    def has_time_for(self, seconds: float) -> bool:
+        if self.context is None:
+            return True
+        return self.context.get_remaining_time_in_millis() >= (seconds + SAFETY_SECONDS) * 1000
+
+
+clock = InvocationClock()
+
+
+def _api_key() -> str:
+    return secret_text(MISTRAL_SECRET_NAME)
+
+
+def _access_token() -> str:
+    """The WhatsApp token, read to fetch media (the send function holds the same secret)."""
+    return secret_text(GRAPH_SECRET_NAME)
+
+
+mistral_http = httpx.Client(
+    timeout=httpx.Timeout(
+        model_settings.read_timeout_seconds, connect=model_settings.connect_timeout_seconds
+    ),
+    headers={"Accept": "application/json"},
+)
 batch = FifoBatch(
     source_queue_url=os.environ["SOURCE_QUEUE_URL"],
     dead_letter_queue=MessageQueue(os.environ["DEAD_LETTER_QUEUE_URL"]),
 )
+persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"])
+media_idempotency = media_idempotency_config(IDEMPOTENCY_SECONDS)
+reading = MediaReading(
+    media=GraphMedia(
+        base_url=os.environ.get("GRAPH_API_BASE_URL") or "https://graph.facebook.com",
+        api_version=os.environ.get("GRAPH_API_VERSION") or "v23.0",
+        access_token=_access_token,
+        http=http_client(GRAPH_TIMEOUT_SECONDS),
+        seconds_per_call=GRAPH_CALL_SECONDS,
+        has_time=clock.has_time_for,
+    ),
+    transcriber=Transcriber(
+        base_url=model_settings.base_url,
+        model=os.environ.get("TRANSCRIPTION_MODEL") or DEFAULT_TRANSCRIPTION_MODEL,
+        language=os.environ.get("TRANSCRIPTION_LANGUAGE"),
+        api_key=_api_key,
+        http=mistral_http,
+        seconds_per_call=MODEL_CALL_SECONDS,
+        has_time=clock.has_time_for,
+    ),
+    ocr=DocumentOcr(
+        base_url=model_settings.base_url,
+        model=os.environ.get("OCR_MODEL") or DEFAULT_OCR_MODEL,
+        max_pages=int(os.environ.get("OCR_MAX_PAGES") or "5"),
+        api_key=_api_key,
+        http=mistral_http,
+        seconds_per_call=MODEL_CALL_SECONDS,
+        has_time=clock.has_time_for,
+    ),
+    limits=MediaLimits.from_env(),
+)
+answer_settings = AnswerSettings.from_env()
 answerer = Answerer(
-    settings=AnswerSettings.from_env(),
+    settings=answer_settings,
     outbound=MessageQueue(os.environ["OUTBOUND_QUEUE_URL"]),
-    model=MistralClient(model_settings, api_key=lambda: secret_text(MISTRAL_SECRET_NAME)),
+    model=MistralClient(model_settings, api_key=_api_key, http=mistral_http),
     memory=ConversationMemory(
         os.environ["MEMORY_TABLE_NAME"],
         max_turns=int(os.environ.get("MEMORY_TURNS") or "10"),
         ttl_hours=float(os.environ.get("MEMORY_TTL_HOURS") or "24"),
     ),
+    # Its own persistence layer: Powertools configures a layer with the key prefix of the call
+    # in progress, and the readings run inside the answer's idempotent call.
+    reader=reading.once(
+        DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"]), media_idempotency
+    ),
+    model_call_seconds=MODEL_CALL_SECONDS,
+    has_time=clock.has_time_for,
 )
 
 
@@ -81,10 +168,9 @@ idempotency = IdempotencyConfig(
     expires_after_seconds=IDEMPOTENCY_SECONDS,
     response_hook=_already_answered,
 )
-persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"])
 
 
-def _answer(plan: AskModel | SendFallback, *, message: InboundMessage) -> dict[str, str]:
+def _answer(plan: Read | Reply, *, message: InboundMessage) -> dict[str, str]:
     return {"outcome": answerer.answer(message, plan)}
 
 
@@ -98,7 +184,7 @@ answer_once: Callable[..., dict[str, str]] = idempotent_function(
 )
 
 
-def handle_record(record: SQSRecord, context: LambdaContext | None = None) -> None:
+def handle_record(record: SQSRecord) -> None:
     """One inbound record; returning acknowledges it, RetryLater/ParkInDeadLetterQueue route it."""
     logger.set_correlation_id(None)
     try:
@@ -114,22 +200,18 @@ def handle_record(record: SQSRecord, context: LambdaContext | None = None) -> No
         )
         metrics.add_metric(name="OutsideServiceWindow", unit="Count", value=1)
         return
-    plan = plan_reply(message)
-    if isinstance(plan, Ignore):
-        logger.info("No reply needed", extra={"reason": plan.reason, "message_type": message.type})
+    planned = plan(message, answer_settings.understanding)
+    if isinstance(planned, Ignore):
+        logger.info("No reply needed", extra={"reason": planned.reason, "message_type": message.type})
         metrics.add_metric(name="MessagesIgnored", unit="Count", value=1)
         return
 
-    if (
-        isinstance(plan, AskModel)
-        and context is not None
-        and context.get_remaining_time_in_millis() < TIME_NEEDED_FOR_MODEL_MS
-    ):
+    if isinstance(planned, Read) and not clock.has_time_for(MODEL_CALL_SECONDS):
         # Lambda would kill the call half-way and the whole batch would wait for the
         # visibility timeout; handing the record back now costs only a short backoff.
         raise RetryLater("not enough time left in this invocation for a model call")
     try:
-        answer_once(plan, message=message)
+        answer_once(planned, message=message)
     except MistralError as error:
         if error.retryable:
             logger.warning("The model API failed; will retry", extra=error.log_fields())
@@ -140,8 +222,31 @@ def handle_record(record: SQSRecord, context: LambdaContext | None = None) -> No
         )
         metrics.add_metric(name="MistralRequestRejected", unit="Count", value=1)
         raise ParkInDeadLetterQueue(str(error)) from error
+    except GraphRequestFailed as failed:
+        _media_failed(failed)
+    except NoTimeLeft as error:
+        raise RetryLater(str(error)) from error
     except IdempotencyAlreadyInProgressError as error:
         raise RetryLater("another invocation is answering this message") from error
+
+
+def _media_failed(failed: GraphRequestFailed) -> None:
+    """A Graph failure while fetching media that the media reader left to the queue (never permanent)."""
+    failure = failed.failure
+    if failure.kind is FailureKind.AUTH:
+        metrics.add_metric(name="GraphAuthFailed", unit="Count", value=1)
+        logger.error(
+            "WhatsApp access token expired or invalid (media); replace the Graph secret, then redrive",
+            extra=failure.log_fields(),
+        )
+        raise ParkInDeadLetterQueue(
+            f"Graph refused the access token (status {failure.status}, code {failure.code})"
+        )
+    logger.warning("Fetching the media failed; will retry", extra=failure.log_fields())
+    metrics.add_metric(name="GraphTransientError", unit="Count", value=1)
+    raise RetryLater(
+        f"Graph transient failure (status {failure.status}, code {failure.code})", failure.retry_after
+    ) from failed
 
 
 @tracer.capture_lambda_handler
@@ -150,4 +255,6 @@ def handle_record(record: SQSRecord, context: LambdaContext | None = None) -> No
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     # A worker killed mid-batch leaves INPROGRESS records that expire with this invocation.
     idempotency.register_lambda_context(context)
-    return batch.process(event, context, lambda record: handle_record(record, context))
+    media_idempotency.register_lambda_context(context)
+    clock.context = context
+    return batch.process(event, context, handle_record)

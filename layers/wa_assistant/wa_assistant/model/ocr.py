@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from wa_assistant.deadline import HasTime, ensure_time, unlimited
 from wa_assistant.model.chat import classify_mistral_error
 from wa_assistant.model.content import data_url
 
@@ -93,19 +94,30 @@ class DocumentOcr:
     """Reads a PDF or an image; raises `MistralError` when there is no result."""
 
     def __init__(
-        self, *, base_url: str, model: str, max_pages: int, api_key: Callable[[], str], http: httpx.Client
+        self,
+        *,
+        base_url: str,
+        model: str,
+        max_pages: int,
+        api_key: Callable[[], str],
+        http: httpx.Client,
+        seconds_per_call: float = 30.0,
+        has_time: HasTime = unlimited,
     ) -> None:
         self.url = f"{base_url.rstrip('/')}/ocr"
         self.model = model
         self.max_pages = max(1, max_pages)
         self._api_key = api_key
         self._http = http
+        self._seconds_per_call = seconds_per_call
+        self.has_time = has_time
 
     def read(self, data: bytes, *, mime_type: str, filename: str | None = None) -> OcrResult:
         key = self._api_key()
         body, pages_in_document = ocr_request(
             self.model, data, mime_type=mime_type, filename=filename, max_pages=self.max_pages
         )
+        ensure_time(self.has_time, self._seconds_per_call, "the OCR")
         started = time.perf_counter()
         try:
             response = self._http.post(self.url, json=body, headers={"Authorization": f"Bearer {key}"})

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from wa_assistant.deadline import HasTime, ensure_time, unlimited
 from wa_assistant.model.chat import classify_mistral_error
 
 DEFAULT_TRANSCRIPTION_MODEL = "voxtral-mini-latest"
@@ -62,15 +63,20 @@ class Transcriber:
         language: str | None,
         api_key: Callable[[], str],
         http: httpx.Client,
+        seconds_per_call: float = 30.0,
+        has_time: HasTime = unlimited,
     ) -> None:
         self.url = f"{base_url.rstrip('/')}/audio/transcriptions"
         self.model = model
         self.language = (language or "").strip() or None
         self._api_key = api_key
         self._http = http
+        self._seconds_per_call = seconds_per_call
+        self.has_time = has_time
 
     def transcribe(self, data: bytes, *, mime_type: str, filename: str) -> Transcript:
         key = self._api_key()
+        ensure_time(self.has_time, self._seconds_per_call, "the transcription")
         started = time.perf_counter()
         try:
             response = self._http.post(

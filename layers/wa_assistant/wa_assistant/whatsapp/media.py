@@ -198,10 +198,14 @@ class GraphMedia:
                     raise MediaTooLarge(int(declared), max_bytes, declared=True)
                 chunks: list[bytes] = []
                 received = 0
+                started = time.monotonic()
                 for chunk in response.iter_bytes():
                     received += len(chunk)
                     if received > max_bytes:
                         raise MediaTooLarge(received, max_bytes, declared=False)
+                    if time.monotonic() - started > self._seconds_per_call:
+                        # A trickle resets httpx's read timeout at every chunk: bound the whole download.
+                        raise GraphRequestFailed(classify_graph_error(None, None))
                     chunks.append(chunk)
                 content_type = response.headers.get("Content-Type")
         except httpx.TransportError as error:  # timeouts, resets, a connection dropped mid-file

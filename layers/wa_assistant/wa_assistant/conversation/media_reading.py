@@ -1,0 +1,300 @@
+"""The AI function's `MediaReader`: Graph download + Mistral transcription / OCR, metrics, once per wamid.
+
+Turns adapter outcomes into the domain's terms (`conversation.understanding`):
+
+- too large (refused from `file_size` before downloading, or stopped mid-download)
+  -> `MediaNotReadable("too_large")`, metric MediaRefusedTooLarge;
+- deleted / expired / unknown media (a permanent Graph failure: 404, code 100...),
+  a foreign download host or a checksum mismatch -> `MediaNotReadable("unavailable")`,
+  metric MediaUnavailable;
+- the model API refusing the file or the model name (400/404/422 from the
+  transcription or OCR endpoint) -> `MediaNotReadable("rejected")` and the
+  MistralRequestRejected metric (alarmed): the user gets an honest reply at once,
+  the operator fixes the model name (or switches the capability off);
+- everything else propagates to the handler: transient Graph or Mistral failures
+  (429, 5xx, timeouts: retried through SQS), an expired WhatsApp token (GraphAuthFailed
+  alarm, parked), a refused Mistral key (401/403: parked), no time left (retried).
+
+Transcripts and document texts are derived once per wamid: `once()` wraps the two
+paid calls in Powertools idempotency (key = the wamid), storing the derived text —
+never the bytes — so a redelivery, or a retry after a later failure (the chat call
+rate-limited), never transcribes or reads the document again. Images are not
+stored: the vision model reads them in the chat call, which is itself once per wamid.
+
+Logs carry sizes, durations and counts; never bytes, data URLs or a transcript's text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+
+from wa_assistant.conversation.understanding import (
+    PLAIN_TEXT_TYPES,
+    DocumentText,
+    ImageFile,
+    MediaNotReadable,
+    Transcription,
+)
+from wa_assistant.model.chat import MistralError
+from wa_assistant.model.ocr import DocumentOcr
+from wa_assistant.model.transcription import Transcriber
+from wa_assistant.observability import logger, metrics
+from wa_assistant.records import InboundMessage
+from wa_assistant.whatsapp.graph import FailureKind, GraphRequestFailed
+from wa_assistant.whatsapp.media import GraphMedia, MediaFile, MediaTooLarge, MediaUnavailable
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+
+WHATSAPP_LIMITS = {
+    "audio": 16 * 1024 * 1024,
+    "image": 5 * 1024 * 1024,
+    "sticker": 500 * 1024,
+    "document": 100 * 1024 * 1024,
+}
+"""WhatsApp's own media limits: the caps when a variable is missing (the template sets each one)."""
+KEY_REJECTED = frozenset({401, 403})
+EXTENSIONS = {
+    "audio/ogg": "ogg",
+    "audio/mpeg": "mp3",
+    "audio/mp4": "m4a",
+    "audio/aac": "aac",
+    "audio/amr": "amr",
+    "audio/wav": "wav",
+    "audio/webm": "webm",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MediaLimits:
+    """Per-kind size caps in bytes (AudioMaxBytes, ImageMaxBytes, StickerMaxBytes, DocumentMaxBytes)."""
+
+    audio: int = WHATSAPP_LIMITS["audio"]
+    image: int = WHATSAPP_LIMITS["image"]
+    sticker: int = WHATSAPP_LIMITS["sticker"]
+    document: int = WHATSAPP_LIMITS["document"]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MediaLimits:
+        env = os.environ if env is None else env
+        return cls(
+            **{
+                kind: int(env.get(f"{kind.upper()}_MAX_BYTES") or limit)
+                for kind, limit in WHATSAPP_LIMITS.items()
+            }
+        )
+
+    def of(self, kind: str) -> int:
+        return int(getattr(self, kind, self.document))
+
+
+class MediaReading:
+    """Implements `understanding.MediaReader` with the Graph media adapter and Mistral's media endpoints."""
+
+    def __init__(
+        self, *, media: GraphMedia, transcriber: Transcriber, ocr: DocumentOcr, limits: MediaLimits
+    ) -> None:
+        self._media = media
+        self._transcriber = transcriber
+        self._ocr = ocr
+        self._limits = limits
+
+    # ------------------------------------------------------------ the three readings
+    def transcript(self, message: InboundMessage) -> Transcription:
+        file = self._fetch(message)
+        with _model_rejections("transcription"):
+            transcript = self._transcriber.transcribe(
+                file.data, mime_type=file.mime_type, filename=_filename(message, file, "voice-note")
+            )
+        if transcript.audio_seconds is not None:
+            metrics.add_metric(name="AudioSecondsTranscribed", unit="Seconds", value=transcript.audio_seconds)
+        metrics.add_metric(name="VoiceNotesTranscribed", unit="Count", value=1)
+        logger.info(
+            "Voice note transcribed",
+            extra={
+                "transcript_chars": len(transcript.text),
+                "audio_seconds": transcript.audio_seconds,
+                "language": transcript.language,
+                "transcription_ms": round(transcript.latency_ms),
+            },
+        )
+        return Transcription(text=transcript.text, audio_seconds=transcript.audio_seconds)
+
+    def document_text(self, message: InboundMessage) -> DocumentText:
+        file = self._fetch(message)
+        media_type = file.mime_type.split(";", 1)[0].strip().lower()
+        if media_type in PLAIN_TEXT_TYPES:
+            text = file.data.decode("utf-8", errors="replace")
+            logger.info("Text document read", extra={"document_chars": len(text)})
+            return DocumentText(text=text)
+        with _model_rejections("OCR"):
+            result = self._ocr.read(
+                file.data, mime_type=file.mime_type, filename=_filename(message, file, "document")
+            )
+        metrics.add_metric(name="OcrPagesRead", unit="Count", value=result.pages_processed)
+        logger.info(
+            "Document read by OCR",
+            extra={
+                "pages_processed": result.pages_processed,
+                "pages_in_document": result.pages_in_document,
+                "document_chars": len(result.text),
+                "ocr_ms": round(result.latency_ms),
+            },
+        )
+        return DocumentText(
+            text=result.text, pages_read=len(result.pages), pages_in_document=result.pages_in_document
+        )
+
+    def image(self, message: InboundMessage) -> ImageFile:
+        file = self._fetch(message)
+        metrics.add_metric(name="ImagesRead", unit="Count", value=1)
+        return ImageFile(data=file.data, mime_type=file.mime_type)
+
+    # ------------------------------------------------------------ download
+    def _fetch(self, message: InboundMessage) -> MediaFile:
+        media = message.media
+        if media is None or not media.id:
+            raise MediaNotReadable("unavailable", "the message has no media id")
+        limit = self._limits.of(message.type)
+        try:
+            file = self._media.fetch(
+                media.id,
+                max_bytes=limit,
+                phone_number_id=message.phone_number_id,
+                webhook_sha256=media.sha256,
+            )
+        except MediaTooLarge as error:
+            metrics.add_metric(name="MediaRefusedTooLarge", unit="Count", value=1)
+            logger.warning(
+                "Media over its size cap; not read",
+                extra={
+                    "media_type": message.type,
+                    "media_bytes": error.size,
+                    "cap_bytes": error.limit,
+                    "refused_before_download": error.declared,
+                },
+            )
+            raise MediaNotReadable("too_large", str(error)) from None
+        except MediaUnavailable as error:
+            raise _unavailable(message, {"reason": error.reason}) from None
+        except GraphRequestFailed as failed:
+            if failed.failure.kind is not FailureKind.PERMANENT:
+                raise  # transient: retried; auth: alarmed and parked by the handler
+            raise _unavailable(message, failed.failure.log_fields()) from None
+        metrics.add_metric(name="MediaBytesDownloaded", unit="Bytes", value=file.size)
+        logger.info(
+            "Media downloaded",
+            extra={
+                "media_type": message.type,
+                "mime_type": file.mime_type,
+                "media_bytes": file.size,
+                "download_ms": round(file.latency_ms),
+            },
+        )
+        return file
+
+    # ------------------------------------------------------------ once per wamid
+    def once(self, persistence_store: BasePersistenceLayer, config: IdempotencyConfig) -> OnceMediaReading:
+        return OnceMediaReading(self, persistence_store, config)
+
+
+@contextmanager
+def _model_rejections(endpoint: str) -> Iterator[None]:
+    """A refused media request that is not about the key: an honest reply, and the operator alarm."""
+    try:
+        yield
+    except MistralError as error:
+        if error.retryable or error.status in KEY_REJECTED:
+            raise  # transient or a bad key: the handler retries or parks, as for the chat call
+        metrics.add_metric(name="MistralRequestRejected", unit="Count", value=1)
+        logger.error(
+            f"The model API rejected the {endpoint} request (model name or file); honest reply sent",
+            extra=error.log_fields(),
+        )
+        raise MediaNotReadable("rejected", f"{endpoint} rejected: {error.status}") from None
+
+
+def _unavailable(message: InboundMessage, fields: Mapping[str, Any]) -> MediaNotReadable:
+    metrics.add_metric(name="MediaUnavailable", unit="Count", value=1)
+    logger.warning(
+        "Media unavailable; the user is asked to send it again", extra={"media_type": message.type, **fields}
+    )
+    return MediaNotReadable("unavailable", str(fields.get("reason", "Graph refused the media")))
+
+
+def _filename(message: InboundMessage, file: MediaFile, stem: str) -> str:
+    if message.media and message.media.filename:
+        return message.media.filename
+    media_type = file.mime_type.split(";", 1)[0].strip().lower()
+    extension = EXTENSIONS.get(media_type) or media_type.rsplit("/", 1)[-1] or "bin"
+    return f"{stem}.{extension}"
+
+
+def media_idempotency_config(expires_after_seconds: int) -> IdempotencyConfig:
+    """Keyed by the wamid; a replayed reading is logged, not counted as a duplicate delivery."""
+    return IdempotencyConfig(
+        event_key_jmespath="message_id",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=expires_after_seconds,
+        response_hook=_reused,
+    )
+
+
+def _reused(response: Any, idempotent_data: DataRecord) -> Any:
+    logger.info("Media already read for this message; reusing the text, not reading again")
+    metrics.add_metric(name="MediaReadingsReused", unit="Count", value=1)
+    return response
+
+
+class OnceMediaReading:
+    """`MediaReading` whose transcript and document text are derived at most once per wamid.
+
+    Give it a persistence layer of its own: Powertools configures a layer with the key
+    prefix of the call in progress, and these calls run inside the answer's idempotent
+    call, whose record would otherwise be completed or deleted under the wrong key.
+    """
+
+    def __init__(
+        self, reading: MediaReading, persistence_store: BasePersistenceLayer, config: IdempotencyConfig
+    ) -> None:
+        self._reading = reading
+
+        def once(function: Callable[..., Any], prefix: str, model: type[Transcription | DocumentText]) -> Any:
+            return idempotent_function(
+                function,
+                data_keyword_argument="message",
+                persistence_store=persistence_store,
+                config=config,
+                key_prefix=prefix,  # fixed: stable across module and function renames
+                output_serializer=PydanticSerializer(model),
+            )
+
+        self._transcript_once: Callable[..., Transcription] = once(
+            self._transcript, "ai-reply.transcript", Transcription
+        )
+        self._document_once: Callable[..., DocumentText] = once(
+            self._document_text, "ai-reply.document", DocumentText
+        )
+
+    def _transcript(self, *, message: InboundMessage) -> Transcription:
+        return self._reading.transcript(message)
+
+    def _document_text(self, *, message: InboundMessage) -> DocumentText:
+        return self._reading.document_text(message)
+
+    def transcript(self, message: InboundMessage) -> Transcription:
+        return self._transcript_once(message=message)
+
+    def document_text(self, message: InboundMessage) -> DocumentText:
+        return self._document_once(message=message)
+
+    def image(self, message: InboundMessage) -> ImageFile:
+        return self._reading.image(message)
