@@ -8,7 +8,12 @@ Control API for tests:
     POST /_control  {"script": [{"status": 500, "times": 3}, {"code": 131047, "times": 1, "to": "<wa_id>"}],
                      "reset": true,
                      "access_token": "..."}
-    GET  /_messages {"messages": [...accepted sends...], "receipts": [...], "attempts": [...every call...]}
+    GET  /_messages {"messages": [...accepted sends...], "receipts": [...], "attempts": [...every call...],
+                     "media_requests": [...every media lookup and download...]}
+
+Media (`local_stack.graph_media`): `sink.media.add(bytes, mime_type)` registers a file that
+`GET /{version}/{media-id}` and its download URL then serve as Meta does; over HTTP,
+`POST /_control {"media": [{"id", "mime_type", "base64", "state"}]}`.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from local_stack.http_server import BackgroundServer, QuietHandler
+from local_stack.graph_media import MediaStore
+from local_stack.http_server import BackgroundServer, QuietHandler, recorded_headers
 
 _MESSAGES_PATH = re.compile(r"^/(?P<version>v[0-9.]+)/(?P<phone_number_id>[^/]+)/messages$")
 
@@ -87,6 +93,7 @@ class GraphSink:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.server: BackgroundServer | None = None
+        self.media = MediaStore(access_token=lambda: self.access_token, base_url=lambda: self.base_url)
 
     def start(self, port: int = 0, host: str = "127.0.0.1") -> GraphSink:
         self.server = BackgroundServer(_Handler, self, port, host)
@@ -125,6 +132,7 @@ class GraphSink:
             self._messages.clear()
             self._receipts.clear()
             self._attempts.clear()
+        self.media.reset()
 
     def control(self, command: dict[str, Any]) -> None:
         if command.get("reset"):
@@ -133,6 +141,7 @@ class GraphSink:
             self.script(step.get("status"), step.get("code"), int(step.get("times", 1)), step.get("to"))
         if "access_token" in command:
             self.access_token = str(command["access_token"])
+        self.media.control(command)
 
     def messages(self) -> list[dict[str, Any]]:
         """Accepted sends that are not read receipts (texts, and any other message type)."""
@@ -152,7 +161,9 @@ class GraphSink:
             return len(self._script)
 
     # ------------------------------------------------------------ behaviour
-    def receive(self, path: str, authorization: str | None, raw: bytes) -> tuple[int, dict[str, Any]]:
+    def receive(
+        self, path: str, authorization: str | None, raw: bytes, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, dict[str, Any]]:
         match = _MESSAGES_PATH.match(path)
         if match is None:
             return 400, {
@@ -168,6 +179,7 @@ class GraphSink:
             "version": match["version"],
             "phone_number_id": match["phone_number_id"],
             "body": body,
+            "headers": recorded_headers(headers or {}, self.access_token),
         }
         to = body.get("to") if isinstance(body, dict) else None
         with self._lock:
@@ -239,8 +251,12 @@ class _Handler(QuietHandler):
                     "messages": self.sink.messages(),
                     "receipts": self.sink.receipts(),
                     "attempts": self.sink.attempts(),
+                    "media_requests": self.sink.media.requests(),
                 },
             )
+        elif self.sink.media.handles(self.path.split("?")[0]):
+            status, body, headers = self.sink.media.get(self.path, dict(self.headers.items()))
+            self.send_bytes(status, body, headers)
         else:
             self.send_json(404, {"error": {"message": "Unsupported get request", "code": 100}})
 
@@ -251,5 +267,7 @@ class _Handler(QuietHandler):
             self.sink.control(json.loads(raw or b"{}"))
             self.send_json(200, {"ok": True})
             return
-        status, payload = self.sink.receive(path, self.headers.get("Authorization"), raw)
+        status, payload = self.sink.receive(
+            path, self.headers.get("Authorization"), raw, headers=dict(self.headers.items())
+        )
         self.send_json(status, payload)
