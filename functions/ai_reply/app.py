@@ -106,6 +106,7 @@ batch = FifoBatch(
 )
 persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"])
 media_idempotency = media_idempotency_config(IDEMPOTENCY_SECONDS)
+answer_settings = AnswerSettings.from_env()
 reading = MediaReading(
     media=GraphMedia(
         base_url=os.environ.get("GRAPH_API_BASE_URL") or "https://graph.facebook.com",
@@ -134,8 +135,8 @@ reading = MediaReading(
         has_time=clock.has_time_for,
     ),
     limits=MediaLimits.from_env(),
+    max_text_chars=answer_settings.prompt_budget_chars,
 )
-answer_settings = AnswerSettings.from_env()
 answerer = Answerer(
     settings=answer_settings,
     outbound=MessageQueue(os.environ["OUTBOUND_QUEUE_URL"]),

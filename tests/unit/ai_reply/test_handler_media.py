@@ -483,3 +483,26 @@ def test_contacts_orders_and_ads_reach_the_model_as_text(
         "referral": "[Came from an ad: Spring sale — 20% off]\nHello!",
     }
     assert asked == expected["referral" if message.referral else message.type]
+
+
+def test_a_huge_document_is_stored_and_sent_cut_to_the_prompt_budget(
+    app: ModuleType, stack: Stack, world: World, captured: Captured
+) -> None:
+    """DynamoDB refuses items over 400 KB: an uncut text would fail the idempotency record, retry forever."""
+    world.ocr.respond(
+        json={
+            "pages": [{"index": 0, "markdown": "lorem ipsum " * 50_000}],
+            "model": "mistral-ocr-2512",
+            "usage_info": {"pages_processed": 1},
+        }
+    )
+    world.mistral.return_value = ok("It is a long text.")
+    stack.enqueue(pdf())
+
+    assert stack.invoke(app, stack.receive_event()) == {"batchItemFailures": []}
+
+    asked = last_user_content(world.mistral)
+    assert len(asked) <= int(BASE_ENV["PROMPT_BUDGET_CHARS"])
+    assert asked.endswith("…")
+    stored = stack.dynamodb.scan(TableName=BASE_ENV["IDEMPOTENCY_TABLE_NAME"])["Items"]
+    assert max(len(json.dumps(item)) for item in stored) < int(BASE_ENV["PROMPT_BUDGET_CHARS"]) * 2

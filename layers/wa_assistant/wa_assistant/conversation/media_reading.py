@@ -100,12 +100,21 @@ class MediaReading:
     """Implements `understanding.MediaReader` with the Graph media adapter and Mistral's media endpoints."""
 
     def __init__(
-        self, *, media: GraphMedia, transcriber: Transcriber, ocr: DocumentOcr, limits: MediaLimits
+        self,
+        *,
+        media: GraphMedia,
+        transcriber: Transcriber,
+        ocr: DocumentOcr,
+        limits: MediaLimits,
+        max_text_chars: int = 100_000,
     ) -> None:
         self._media = media
         self._transcriber = transcriber
         self._ocr = ocr
         self._limits = limits
+        self.max_text_chars = max_text_chars
+        """Derived text kept (and stored) per message: the model never reads more than the prompt
+        budget, and an idempotency record must stay far below DynamoDB's 400 KB item limit."""
 
     # ------------------------------------------------------------ the three readings
     def transcript(self, message: InboundMessage) -> Transcription:
@@ -126,7 +135,7 @@ class MediaReading:
                 "transcription_ms": round(transcript.latency_ms),
             },
         )
-        return Transcription(text=transcript.text, audio_seconds=transcript.audio_seconds)
+        return Transcription(text=self._cut(transcript.text), audio_seconds=transcript.audio_seconds)
 
     def document_text(self, message: InboundMessage) -> DocumentText:
         file = self._fetch(message)
@@ -134,7 +143,7 @@ class MediaReading:
         if media_type in PLAIN_TEXT_TYPES:
             text = file.data.decode("utf-8", errors="replace")
             logger.info("Text document read", extra={"document_chars": len(text)})
-            return DocumentText(text=text)
+            return DocumentText(text=self._cut(text))
         with _model_rejections("OCR"):
             result = self._ocr.read(
                 file.data, mime_type=file.mime_type, filename=_filename(message, file, "document")
@@ -150,13 +159,19 @@ class MediaReading:
             },
         )
         return DocumentText(
-            text=result.text, pages_read=len(result.pages), pages_in_document=result.pages_in_document
+            text=self._cut(result.text),
+            pages_read=len(result.pages),
+            pages_in_document=result.pages_in_document,
         )
 
     def image(self, message: InboundMessage) -> ImageFile:
         file = self._fetch(message)
         metrics.add_metric(name="ImagesRead", unit="Count", value=1)
         return ImageFile(data=file.data, mime_type=file.mime_type)
+
+    def _cut(self, text: str) -> str:
+        """One character over the cap is kept, so that the reader of the text still sees it was cut."""
+        return text[: self.max_text_chars + 1]
 
     # ------------------------------------------------------------ download
     def _fetch(self, message: InboundMessage) -> MediaFile:
