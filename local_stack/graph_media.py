@@ -117,6 +117,10 @@ class MediaStore:
         with self._lock:
             self._failures.extend([status] * times)
 
+    def clear_failures(self) -> None:
+        with self._lock:
+            self._failures.clear()
+
     def requests(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._requests)

@@ -23,7 +23,6 @@ import hashlib
 import re
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -231,7 +230,3 @@ class MediaModels:
             "document_annotation": None,
             "usage_info": {"pages_processed": len(pages), "doc_size_bytes": len(data)},
         }
-
-
-def request_id() -> str:
-    return uuid.uuid4().hex

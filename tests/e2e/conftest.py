@@ -72,3 +72,5 @@ def clean_fakes(request: pytest.FixtureRequest) -> Iterator[None]:
     stack.mistral.api_key = key
     stack.mistral.latency_seconds = 0.0
     stack.sink.access_token = token
+    stack.sink.media.clear_failures()
+    stack.mistral.media.transcription_latency_seconds = 0.0
