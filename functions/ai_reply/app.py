@@ -41,18 +41,15 @@ from wa_assistant.aws.batch import FifoBatch, ParkInDeadLetterQueue, RetryLater
 from wa_assistant.aws.queue import MessageQueue
 from wa_assistant.aws.secrets import secret_text
 from wa_assistant.conversation.answering import Answerer, AnswerSettings
-from wa_assistant.conversation.media_reading import MediaLimits, MediaReading, media_idempotency_config
+from wa_assistant.conversation.media_reading import MediaReading, media_idempotency_config
 from wa_assistant.conversation.memory import ConversationMemory
 from wa_assistant.conversation.prompt import within_service_window
 from wa_assistant.conversation.understanding import Ignore, Read, Reply, plan
 from wa_assistant.deadline import NoTimeLeft
 from wa_assistant.model.chat import MistralClient, MistralError, MistralSettings
-from wa_assistant.model.ocr import DEFAULT_OCR_MODEL, DocumentOcr
-from wa_assistant.model.transcription import DEFAULT_TRANSCRIPTION_MODEL, Transcriber
 from wa_assistant.observability import logger, metrics, tracer
 from wa_assistant.records import InboundMessage
-from wa_assistant.whatsapp.graph import FailureKind, GraphRequestFailed, http_client
-from wa_assistant.whatsapp.media import GraphMedia
+from wa_assistant.whatsapp.graph import FailureKind, GraphRequestFailed
 
 IDEMPOTENCY_SECONDS = 7 * 24 * 3600
 """Longer than Meta keeps redelivering an unacknowledged webhook."""
@@ -62,12 +59,10 @@ SAFETY_SECONDS = 5.0
 SERVICE_WINDOW_HOURS = float(os.environ.get("SERVICE_WINDOW_HOURS") or "24")
 MISTRAL_SECRET_NAME = os.environ["MISTRAL_SECRET_NAME"]
 GRAPH_SECRET_NAME = os.environ["GRAPH_SECRET_NAME"]
-GRAPH_TIMEOUT_SECONDS = float(os.environ.get("GRAPH_TIMEOUT_SECONDS") or "10")
 
 model_settings = MistralSettings.from_env()
 MODEL_CALL_SECONDS = model_settings.connect_timeout_seconds + model_settings.read_timeout_seconds
 """The longest one Mistral call (chat, transcription, OCR) can take before its timeout fires."""
-GRAPH_CALL_SECONDS = min(3.0, GRAPH_TIMEOUT_SECONDS) + GRAPH_TIMEOUT_SECONDS
 
 
 class InvocationClock:
@@ -107,34 +102,12 @@ batch = FifoBatch(
 persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"])
 media_idempotency = media_idempotency_config(IDEMPOTENCY_SECONDS)
 answer_settings = AnswerSettings.from_env()
-reading = MediaReading(
-    media=GraphMedia(
-        base_url=os.environ.get("GRAPH_API_BASE_URL") or "https://graph.facebook.com",
-        api_version=os.environ.get("GRAPH_API_VERSION") or "v23.0",
-        access_token=_access_token,
-        http=http_client(GRAPH_TIMEOUT_SECONDS),
-        seconds_per_call=GRAPH_CALL_SECONDS,
-        has_time=clock.has_time_for,
-    ),
-    transcriber=Transcriber(
-        base_url=model_settings.base_url,
-        model=os.environ.get("TRANSCRIPTION_MODEL") or DEFAULT_TRANSCRIPTION_MODEL,
-        language=os.environ.get("TRANSCRIPTION_LANGUAGE"),
-        api_key=_api_key,
-        http=mistral_http,
-        seconds_per_call=MODEL_CALL_SECONDS,
-        has_time=clock.has_time_for,
-    ),
-    ocr=DocumentOcr(
-        base_url=model_settings.base_url,
-        model=os.environ.get("OCR_MODEL") or DEFAULT_OCR_MODEL,
-        max_pages=int(os.environ.get("OCR_MAX_PAGES") or "5"),
-        api_key=_api_key,
-        http=mistral_http,
-        seconds_per_call=MODEL_CALL_SECONDS,
-        has_time=clock.has_time_for,
-    ),
-    limits=MediaLimits.from_env(),
+reading = MediaReading.from_env(
+    access_token=_access_token,
+    api_key=_api_key,
+    mistral_http=mistral_http,
+    model_call_seconds=MODEL_CALL_SECONDS,
+    has_time=clock.has_time_for,
     max_text_chars=answer_settings.prompt_budget_chars,
 )
 answerer = Answerer(

@@ -56,14 +56,14 @@ def test_a_voice_note_is_transcribed_once_and_answered_once_even_when_redelivere
     audio = voice_note(f"voice of {user}")
     stored = stack.sink.media.add(audio, "audio/ogg; codecs=opus")
     stack.mistral.media.speech(audio, f"Do you deliver to Porto, {user}?")
-    transcriptions_before = len(model_calls(stack, "/audio/transcriptions"))
+    calls_before = len(stack.mistral.calls())
 
     wamid, body = post(stack, user, audio_message(stored.media_id, stored.sha256_base64))
     stack.wait_until(lambda: len(texts_to(stack, user)) == 1)
     assert stack.post_webhook(body)[0] == 200  # Meta redelivers the same webhook
     settle(stack)
 
-    transcriptions = model_calls(stack, "/audio/transcriptions", transcriptions_before)
+    transcriptions = model_calls(stack, "/audio/transcriptions", calls_before)
     assert [c["body"]["file"]["sha256"] for c in transcriptions] == [stored.sha256]  # once, these bytes
     spoken = f"🎤 [stand-in transcript {stored.sha256[:8]}] Do you deliver to Porto, {user}?"
     assert [c["last_user_text"] for c in chat_about(stack, user)] == [spoken]  # one model call
@@ -166,7 +166,7 @@ def test_oversized_or_expired_media_gets_the_honest_reply_without_a_download(
     else:
         stored = stack.sink.media.add(voice_note(user), "audio/ogg", state="missing")
         expected = template["MediaUnavailableReply"]["Default"]
-    transcriptions_before = len(model_calls(stack, "/audio/transcriptions"))
+    calls_before = len(stack.mistral.calls())
     since = len(stack.log_lines())
 
     post(stack, user, audio_message(stored.media_id, stored.sha256_base64))
@@ -175,7 +175,7 @@ def test_oversized_or_expired_media_gets_the_honest_reply_without_a_download(
 
     assert replies_to(stack, user) == [expected]
     assert media_requests(stack, stored) == ["lookup"]  # no download
-    assert model_calls(stack, "/audio/transcriptions", transcriptions_before) == []
+    assert model_calls(stack, "/audio/transcriptions", calls_before) == []
     metric = "MediaRefusedTooLarge" if case == "oversized" else "MediaUnavailable"
     assert metric in {m[1] for m in emf_metrics(function_records(stack, "AiReplyFunction", since))}
 

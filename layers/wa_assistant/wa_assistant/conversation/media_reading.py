@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 
@@ -42,12 +43,13 @@ from wa_assistant.conversation.understanding import (
     MediaNotReadable,
     Transcription,
 )
-from wa_assistant.model.chat import MistralError
-from wa_assistant.model.ocr import DocumentOcr
-from wa_assistant.model.transcription import Transcriber
+from wa_assistant.deadline import HasTime
+from wa_assistant.model.chat import DEFAULT_BASE_URL, MistralError
+from wa_assistant.model.ocr import DEFAULT_OCR_MODEL, DocumentOcr
+from wa_assistant.model.transcription import DEFAULT_TRANSCRIPTION_MODEL, Transcriber
 from wa_assistant.observability import logger, metrics
 from wa_assistant.records import InboundMessage
-from wa_assistant.whatsapp.graph import FailureKind, GraphRequestFailed
+from wa_assistant.whatsapp.graph import FailureKind, GraphRequestFailed, http_client
 from wa_assistant.whatsapp.media import GraphMedia, MediaFile, MediaTooLarge, MediaUnavailable
 
 if TYPE_CHECKING:
@@ -115,6 +117,53 @@ class MediaReading:
         self.max_text_chars = max_text_chars
         """Derived text kept (and stored) per message: the model never reads more than the prompt
         budget, and an idempotency record must stay far below DynamoDB's 400 KB item limit."""
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        access_token: Callable[[], str],
+        api_key: Callable[[], str],
+        mistral_http: httpx.Client,
+        model_call_seconds: float,
+        has_time: HasTime,
+        max_text_chars: int,
+        env: Mapping[str, str] | None = None,
+    ) -> MediaReading:
+        """The AI function's reader, configured by its environment (template parameters)."""
+        env = os.environ if env is None else env
+        graph_timeout = float(env.get("GRAPH_TIMEOUT_SECONDS") or "10")
+        base_url = (env.get("MISTRAL_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        return cls(
+            media=GraphMedia(
+                base_url=env.get("GRAPH_API_BASE_URL") or "https://graph.facebook.com",
+                api_version=env.get("GRAPH_API_VERSION") or "v23.0",
+                access_token=access_token,
+                http=http_client(graph_timeout),
+                seconds_per_call=min(3.0, graph_timeout) + graph_timeout,  # connect + read
+                has_time=has_time,
+            ),
+            transcriber=Transcriber(
+                base_url=base_url,
+                model=env.get("TRANSCRIPTION_MODEL") or DEFAULT_TRANSCRIPTION_MODEL,
+                language=env.get("TRANSCRIPTION_LANGUAGE"),
+                api_key=api_key,
+                http=mistral_http,
+                seconds_per_call=model_call_seconds,
+                has_time=has_time,
+            ),
+            ocr=DocumentOcr(
+                base_url=base_url,
+                model=env.get("OCR_MODEL") or DEFAULT_OCR_MODEL,
+                max_pages=int(env.get("OCR_MAX_PAGES") or "5"),
+                api_key=api_key,
+                http=mistral_http,
+                seconds_per_call=model_call_seconds,
+                has_time=has_time,
+            ),
+            limits=MediaLimits.from_env(env),
+            max_text_chars=max_text_chars,
+        )
 
     # ------------------------------------------------------------ the three readings
     def transcript(self, message: InboundMessage) -> Transcription:
