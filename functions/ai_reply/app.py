@@ -41,10 +41,9 @@ from wa_assistant.aws.batch import FifoBatch, ParkInDeadLetterQueue, RetryLater
 from wa_assistant.aws.queue import MessageQueue
 from wa_assistant.aws.secrets import secret_text
 from wa_assistant.conversation.answering import Answerer, AnswerSettings
-from wa_assistant.conversation.media_reading import MediaReading, media_idempotency_config
 from wa_assistant.conversation.memory import ConversationMemory
 from wa_assistant.conversation.prompt import within_service_window
-from wa_assistant.conversation.understanding import Ignore, Read, Reply, plan
+from wa_assistant.conversation.understanding import Ignore, LazyMediaReader, MediaReader, Read, Reply, plan
 from wa_assistant.deadline import NoTimeLeft
 from wa_assistant.model.chat import MistralClient, MistralError, MistralSettings
 from wa_assistant.observability import logger, metrics, tracer
@@ -100,15 +99,40 @@ batch = FifoBatch(
     dead_letter_queue=MessageQueue(os.environ["DEAD_LETTER_QUEUE_URL"]),
 )
 persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"])
-media_idempotency = media_idempotency_config(IDEMPOTENCY_SECONDS)
 answer_settings = AnswerSettings.from_env()
-reading = MediaReading.from_env(
-    access_token=_access_token,
-    api_key=_api_key,
-    mistral_http=mistral_http,
-    model_call_seconds=MODEL_CALL_SECONDS,
-    has_time=clock.has_time_for,
-    max_text_chars=answer_settings.prompt_budget_chars,
+
+
+def _media_reader() -> MediaReader:
+    """Built on the first media message: text-only containers never load the media adapters."""
+    from wa_assistant.conversation.media_reading import MediaReading  # noqa: PLC0415 - cold start
+
+    reading = MediaReading.from_env(
+        access_token=_access_token,
+        api_key=_api_key,
+        mistral_http=mistral_http,
+        model_call_seconds=MODEL_CALL_SECONDS,
+        has_time=clock.has_time_for,
+        max_text_chars=answer_settings.prompt_budget_chars,
+    )
+    # Its own persistence layer: Powertools configures a layer with the key prefix of the call
+    # in progress, and the readings run inside the answer's idempotent call.
+    return reading.once(
+        DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"]), media_idempotency
+    )
+
+
+def _reading_reused(response: Any, idempotent_data: DataRecord) -> Any:
+    """A transcript or document text stored by an earlier attempt at this wamid: reused, not made again."""
+    logger.info("Media already read for this message; reusing the text, not reading again")
+    metrics.add_metric(name="MediaReadingsReused", unit="Count", value=1)
+    return response
+
+
+media_idempotency = IdempotencyConfig(
+    event_key_jmespath="message_id",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=IDEMPOTENCY_SECONDS,
+    response_hook=_reading_reused,
 )
 answerer = Answerer(
     settings=answer_settings,
@@ -119,11 +143,7 @@ answerer = Answerer(
         max_turns=int(os.environ.get("MEMORY_TURNS") or "10"),
         ttl_hours=float(os.environ.get("MEMORY_TTL_HOURS") or "24"),
     ),
-    # Its own persistence layer: Powertools configures a layer with the key prefix of the call
-    # in progress, and the readings run inside the answer's idempotent call.
-    reader=reading.once(
-        DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"]), media_idempotency
-    ),
+    reader=LazyMediaReader(_media_reader),
     model_call_seconds=MODEL_CALL_SECONDS,
     has_time=clock.has_time_for,
 )

@@ -15,6 +15,9 @@ Turns adapter outcomes into the domain's terms (`conversation.understanding`):
   (429, 5xx, timeouts: retried through SQS), an expired WhatsApp token (GraphAuthFailed
   alarm, parked), a refused Mistral key (401/403: parked), no time left (retried).
 
+This module is imported on the first media message only (`understanding.LazyMediaReader`):
+text-only containers never pay for it at cold start.
+
 Transcripts and document texts are derived once per wamid: `once()` wraps the two
 paid calls in Powertools idempotency (key = the wamid), storing the derived text —
 never the bytes — so a redelivery, or a retry after a later failure (the chat call
@@ -34,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+from aws_lambda_powertools.utilities.idempotency.serialization.dataclass import DataclassSerializer
 
 from wa_assistant.conversation.understanding import (
     PLAIN_TEXT_TYPES,
@@ -54,7 +57,6 @@ from wa_assistant.whatsapp.media import GraphMedia, MediaFile, MediaTooLarge, Me
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
-    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 WHATSAPP_LIMITS = {
     "audio": 16 * 1024 * 1024,
@@ -302,22 +304,6 @@ def _filename(message: InboundMessage, file: MediaFile, stem: str) -> str:
     return f"{stem}.{extension}"
 
 
-def media_idempotency_config(expires_after_seconds: int) -> IdempotencyConfig:
-    """Keyed by the wamid; a replayed reading is logged, not counted as a duplicate delivery."""
-    return IdempotencyConfig(
-        event_key_jmespath="message_id",
-        raise_on_no_idempotency_key=True,
-        expires_after_seconds=expires_after_seconds,
-        response_hook=_reused,
-    )
-
-
-def _reused(response: Any, idempotent_data: DataRecord) -> Any:
-    logger.info("Media already read for this message; reusing the text, not reading again")
-    metrics.add_metric(name="MediaReadingsReused", unit="Count", value=1)
-    return response
-
-
 class OnceMediaReading:
     """`MediaReading` whose transcript and document text are derived at most once per wamid.
 
@@ -338,7 +324,7 @@ class OnceMediaReading:
                 persistence_store=persistence_store,
                 config=config,
                 key_prefix=prefix,  # fixed: stable across module and function renames
-                output_serializer=PydanticSerializer(model),
+                output_serializer=DataclassSerializer(model),
             )
 
         self._transcript_once: Callable[..., Transcription] = once(

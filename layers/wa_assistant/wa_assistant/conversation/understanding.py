@@ -39,8 +39,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
-
 from wa_assistant.model.content import ContentPart, ImagePart, TextPart, data_url
 from wa_assistant.records import InboundMessage, Location, Order, SharedContact
 
@@ -167,21 +165,21 @@ class Understood:
 # ------------------------------------------------------------------ what the reader gives
 
 
-class Transcription(BaseModel):
+# Plain dataclasses, not pydantic models: they cost nothing at import (the AI function's cold
+# start), and Powertools idempotency stores them with its DataclassSerializer.
+@dataclass(frozen=True, slots=True)
+class Transcription:
     """A voice note as text (stored by idempotency so that a retry never transcribes twice)."""
 
-    model_config = ConfigDict(frozen=True)
-
-    text: str
+    text: str = field(repr=False)
     audio_seconds: float | None = None
 
 
-class DocumentText(BaseModel):
+@dataclass(frozen=True, slots=True)
+class DocumentText:
     """A document as text (stored by idempotency so that a retry never reads it twice)."""
 
-    model_config = ConfigDict(frozen=True)
-
-    text: str
+    text: str = field(repr=False)
     pages_read: int | None = None
     pages_in_document: int | None = None
 
@@ -206,6 +204,30 @@ class MediaReader(Protocol):
     def transcript(self, message: InboundMessage) -> Transcription: ...
     def document_text(self, message: InboundMessage) -> DocumentText: ...
     def image(self, message: InboundMessage) -> ImageFile: ...
+
+
+class LazyMediaReader:
+    """A MediaReader built on first use: a container that only ever sees text never loads the
+    media adapters (Graph media, transcription, OCR), which keeps the AI function's cold start down."""
+
+    def __init__(self, build: Callable[[], MediaReader]) -> None:
+        self._build = build
+        self._reader: MediaReader | None = None
+
+    @property
+    def reader(self) -> MediaReader:
+        if self._reader is None:
+            self._reader = self._build()
+        return self._reader
+
+    def transcript(self, message: InboundMessage) -> Transcription:
+        return self.reader.transcript(message)
+
+    def document_text(self, message: InboundMessage) -> DocumentText:
+        return self.reader.document_text(message)
+
+    def image(self, message: InboundMessage) -> ImageFile:
+        return self.reader.image(message)
 
 
 # ------------------------------------------------------------------ plan
