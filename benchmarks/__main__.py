@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0:0] = [str(ROOT / "layers" / "wa_assistant"), str(ROOT)]  # the layer package, as the tests see it
 
-from benchmarks import cold_start, cost, end_to_end, peer, sizes, warm  # noqa: E402
+from benchmarks import cold_start, cost, end_to_end, media, peer, sizes, warm  # noqa: E402
 from benchmarks.machine import describe_machine  # noqa: E402
 from benchmarks.payloads import payloads_by_type  # noqa: E402
 from benchmarks.report import Assumptions, Report, render  # noqa: E402
@@ -89,6 +89,11 @@ def main() -> int:
         timeout_s=600,
     )
 
+    step("voice note latency on the local stack (transcription stand-in at a fixed delay)")
+    voice = media.run(
+        pairs=10 if QUICK else 40, rate=2.0, chat_delay_s=0.3, transcription_delay_s=0.5, timeout_s=300
+    )
+
     step("cost model and report")
     assumptions = Assumptions()
     report = Report(
@@ -111,6 +116,7 @@ def main() -> int:
         prices=cost.Prices(),
         quick=QUICK,
         runtime_s=0.0,
+        voice=voice,
     )
     text = render(report, runtime_s=time.perf_counter() - started)
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)

@@ -196,3 +196,94 @@ def recommend_memory(options: Sequence[MemoryChoice], max_init_ms: float) -> Mem
     if not acceptable:
         return min(options, key=lambda option: option.init_ms)
     return min(acceptable, key=lambda option: (option.cost_per_million, option.memory_mb))
+
+
+# ------------------------------------------------------------------ understanding media (issue 12)
+
+
+@dataclass(frozen=True)
+class MediaPrices:
+    """Per-unit prices of reading media with Mistral (check mistral.ai/pricing before relying)."""
+
+    as_of: str = "2026 (Mistral list prices)"
+    transcription_per_audio_minute: float = 0.002
+    """Voxtral Mini Transcribe (`voxtral-mini-latest`): $0.002 per audio minute,
+    docs.mistral.ai/models/voxtral-mini-transcribe-25-07 ("Price $0.002 /Min")."""
+    vision_input_per_million_tokens: float = 0.10
+    """Mistral Small 3.2 (`mistral-small-latest`, reads images): $0.10 per 1M input tokens,
+    mistral.ai/pricing (API pricing); image tokens are billed as input tokens."""
+    ocr_per_page: float = 2.0 / 1000
+    """Mistral OCR 3 (`mistral-ocr-latest` = mistral-ocr-2512): $2 per 1,000 pages ($1 with the
+    batch API, not used here: a reply cannot wait for a batch), mistral.ai/news/mistral-ocr-3."""
+
+
+@dataclass(frozen=True)
+class MediaMix:
+    """What share of the messages carry media, and how big that media is (assumptions, printed)."""
+
+    messages: float = 1_000_000
+    voice_note_share: float = 0.30
+    image_share: float = 0.10
+    voice_note_seconds: float = 20.0
+    """Average voice note length (WhatsApp voice notes are mostly short)."""
+    image_prompt_tokens: float = 2099
+    """Tokens of one photo and a short question: Mistral's own vision example in its docs
+    (corpus mistral/response_chat_image_input.json, `usage.prompt_tokens`)."""
+    wait_ms_per_voice_note: float = 1300.0
+    """The AI function waits on two Graph calls (~150 ms each) and the transcription (~1 s) more."""
+    wait_ms_per_image: float = 300.0
+    """Two Graph calls more (the vision model's own time is part of the answer, as for text)."""
+    transcript_wru: float = 2.0
+    """Powertools idempotency stores the transcript once per voice note: a put and an update."""
+
+
+def media_cost_lines(
+    mix: MediaMix, prices: MediaPrices, lambda_prices: Prices, ai_memory_mb: int
+) -> list[CostLine]:
+    """What understanding voice notes and photos adds to `mix.messages` messages."""
+    voice_notes = mix.messages * mix.voice_note_share
+    images = mix.messages * mix.image_share
+    audio_minutes = voice_notes * mix.voice_note_seconds / 60
+    image_tokens = images * mix.image_prompt_tokens
+    gb_seconds = (
+        (voice_notes * mix.wait_ms_per_voice_note + images * mix.wait_ms_per_image)
+        / 1000
+        * ai_memory_mb
+        / 1024
+    )
+    wru = voice_notes * mix.transcript_wru
+    return [
+        CostLine(
+            f"Transcription ({voice_notes:,.0f} voice notes x {mix.voice_note_seconds:g} s)",
+            audio_minutes,
+            "audio minutes",
+            prices.transcription_per_audio_minute,
+            audio_minutes * prices.transcription_per_audio_minute,
+        ),
+        CostLine(
+            f"Vision input ({images:,.0f} photos x {mix.image_prompt_tokens:,.0f} tokens)",
+            image_tokens / 1e6,
+            "M tokens",
+            prices.vision_input_per_million_tokens,
+            image_tokens / 1e6 * prices.vision_input_per_million_tokens,
+        ),
+        CostLine(
+            f"Lambda AiReplyFunction waiting for media ({ai_memory_mb} MB)",
+            gb_seconds,
+            "GB-s",
+            lambda_prices.lambda_gb_second,
+            gb_seconds * lambda_prices.lambda_gb_second,
+        ),
+        CostLine(
+            "DynamoDB writes (stored transcripts)",
+            wru,
+            "WRU",
+            lambda_prices.dynamodb_write_unit,
+            wru * lambda_prices.dynamodb_write_unit,
+        ),
+    ]
+
+
+def ocr_cost(pages: float, prices: MediaPrices) -> float:
+    """OCR is billed per page read (at most OcrMaxPages per document)."""
+    return pages * prices.ocr_per_page

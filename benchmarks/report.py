@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from benchmarks import cost
@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from benchmarks.cold_start import Samples
     from benchmarks.end_to_end import EndToEndResult
     from benchmarks.machine import Machine
+    from benchmarks.media import VoiceLatencyResult
     from benchmarks.peer import PeerResult
     from benchmarks.sizes import ArtifactSize
     from benchmarks.template_functions import FunctionInfo
@@ -97,6 +98,9 @@ class Report:
     prices: cost.Prices
     quick: bool
     runtime_s: float
+    voice: VoiceLatencyResult | None = None
+    media_prices: cost.MediaPrices = field(default_factory=cost.MediaPrices)
+    media_mix: cost.MediaMix = field(default_factory=cost.MediaMix)
 
 
 def _met(ok: bool) -> str:
@@ -279,7 +283,83 @@ def _headline(report: Report, lines: list[cost.CostLine]) -> list[str]:
         )
     total = sum(line.cost for line in lines)
     out.append(f"| Cost per 1M inbound messages (no model tokens) | ${total:,.2f} | — | |")
+    if report.voice is not None:
+        v = report.voice
+        out.append(
+            f"| Voice note, latency added (transcription stand-in at {v.transcription_delay_ms:.0f} ms) | "
+            f"+{v.added_ms:.0f} ms p50, of which the pipeline's own {v.pipeline_added_ms:.0f} ms | — | |"
+        )
+    mix = report.media_mix
+    media_total = sum(line.cost for line in _media_lines(report))
+    out.append(
+        f"| Understanding media, 1M messages of which {mix.voice_note_share:.0%} voice notes, "
+        f"{mix.image_share:.0%} photos | ${media_total:,.2f} more (transcription, image tokens, waiting) | — | |"
+    )
     out.append("")
+    return out
+
+
+def _media_lines(report: Report) -> list[cost.CostLine]:
+    memory = {f.logical_id: f.memory_mb for f in report.functions}
+    return cost.media_cost_lines(
+        report.media_mix, report.media_prices, report.prices, memory["AiReplyFunction"]
+    )
+
+
+def _media_section(report: Report) -> list[str]:
+    mp, mix = report.media_prices, report.media_mix
+    lines = _media_lines(report)
+    total = sum(line.cost for line in lines)
+    out = ["## 7. Media: what a voice note adds", ""]
+    v = report.voice
+    if v is not None:
+        out += [
+            f"Local stack, {v.pairs} text messages and {v.pairs} voice notes ({v.voice_note_bytes:,} bytes each) "
+            f"posted alternately at {v.rate:g} messages/s, each from a user of its own; the stand-in model answers "
+            f"after {v.chat_delay_ms:.0f} ms, the transcription stand-in after {v.transcription_delay_ms:.0f} ms. "
+            "Latency: from the start of the webhook POST to the Graph sink receiving the reply (stand-in delays "
+            "included).",
+            "",
+            "| Messages | Latency p50 | p25-p75 | min-max |",
+            "|---|---|---|---|",
+            f"| text | {v.text_ms.median:.0f} ms | {v.text_ms.p25:.0f}-{v.text_ms.p75:.0f} ms | "
+            f"{v.text_ms.minimum:.0f}-{v.text_ms.maximum:.0f} ms |",
+            f"| voice note | {v.voice_ms.median:.0f} ms | {v.voice_ms.p25:.0f}-{v.voice_ms.p75:.0f} ms | "
+            f"{v.voice_ms.minimum:.0f}-{v.voice_ms.maximum:.0f} ms |",
+            "",
+            f"A voice note adds {v.added_ms:.0f} ms (p50 against p50): the transcription stand-in's "
+            f"{v.transcription_delay_ms:.0f} ms and {v.pipeline_added_ms:.0f} ms of the pipeline's own work (the "
+            "Graph media URL and download from the local sink, the multipart upload, the idempotency record of "
+            "the transcript). Against Meta and Mistral, add two Graph round trips (~150 ms each from us-east-1) "
+            "and the real transcription time (about a second for a short voice note)."
+            + (f" Undelivered: {v.undelivered}." if v.undelivered else ""),
+            "",
+        ]
+    out += [
+        f"Per-unit prices ({mp.as_of}): transcription ${mp.transcription_per_audio_minute:g} per audio minute "
+        f"(Voxtral Mini Transcribe); vision input ${mp.vision_input_per_million_tokens:.2f} per 1M tokens "
+        f"(Mistral Small); OCR ${mp.ocr_per_page * 1000:g} per 1,000 pages (Mistral OCR; a 5-page PDF, "
+        f"OcrMaxPages' default, costs ${cost.ocr_cost(5, mp):.3f}). Sources in `benchmarks/cost.py`.",
+        "",
+        f"1M messages of which {mix.voice_note_share:.0%} voice notes ({mix.voice_note_seconds:g} s on average) "
+        f"and {mix.image_share:.0%} photos ({mix.image_prompt_tokens:,.0f} prompt tokens each, Mistral's own "
+        "vision example); the answers' tokens are excluded, as in section 6:",
+        "",
+        "| Component | Quantity | Unit price | Cost |",
+        "|---|---|---|---|",
+    ]
+    for line in lines:
+        out.append(
+            f"| {line.component} | {line.quantity:,.1f} {line.unit} | ${line.unit_price:.10g} | ${line.cost:,.2f} |"
+        )
+    out += [
+        f"| **Total added** | | | **${total:,.2f}** |",
+        "",
+        f"Waiting: {mix.wait_ms_per_voice_note:.0f} ms more per voice note (two Graph calls and the transcription), "
+        f"{mix.wait_ms_per_image:.0f} ms per photo (two Graph calls), billed at the AI function's memory. "
+        "Downloads from Meta into Lambda are inbound data transfer (free).",
+        "",
+    ]
     return out
 
 
@@ -306,6 +386,7 @@ def render(report: Report, runtime_s: float) -> str:
     out += _size_section(report)
     out += _e2e_section(report)
     out += _cost_section(report, lines, options, choices, notes)
+    out += _media_section(report)
     return "\n".join(out) + "\n"
 
 

@@ -1,11 +1,16 @@
 """`make demo`: a short scripted WhatsApp conversation through the local stack, as a transcript.
 
 Plays signed webhooks (a greeting, a follow-up that needs memory, a sticker, a
-location, and Meta redelivering the first webhook), then conversation control: a
-STOP (one confirmation, then silence) and a START, a request for a person (the
-operator's notice, as SNS delivers it) and the owner answering from the WhatsApp
-Business app (the assistant stays quiet). Prints the transcript, stops everything,
-exits 0. With MISTRAL_API_KEY set, the replies come from the real Mistral API.
+location, a voice note, a photo, and Meta redelivering the first webhook), then
+conversation control: a STOP (one confirmation, then silence) and a START, a
+request for a person (the operator's notice, as SNS delivers it) and the owner
+answering from the WhatsApp Business app (the assistant stays quiet). Prints the
+transcript, stops everything, exits 0. The voice note and the photo are served by
+the local Graph sink as Meta serves media; the stand-in model transcribes the
+voice note (what it "says" is registered with the stand-in) and describes the
+photo it was shown. With MISTRAL_API_KEY set, the replies come from the real
+Mistral API (the demo's voice note is synthetic, so the real transcription finds
+no words in it).
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ import textwrap
 import time
 from dataclasses import dataclass
 
+from local_stack.media_samples import png, voice_note
 from local_stack.stack import LocalStack, StackError
 from local_stack.webhooks import (
+    audio_message,
     echo_webhook,
+    image_message,
     location_message,
     message_webhook,
     sticker_message,
@@ -29,6 +37,7 @@ from local_stack.webhooks import (
 USER_WA_ID = "16505550100"
 USER_NAME = "Ana"
 REPLY_TIMEOUT_SECONDS = 90
+VOICE_NOTE_WORDS = "Do you have the blue lamp in stock?"
 
 
 @dataclass(frozen=True)
@@ -100,14 +109,43 @@ def play(stack: LocalStack) -> bool:
     )
     print(f"\nA WhatsApp conversation with {parameters['BusinessName']} (replies by {model})\n")
     greeting = message_webhook(USER_WA_ID, text_message("Hi! Do you ship to Lisbon?"), name=USER_NAME)
+    sticker = stack.sink.media.add(png(width=32, height=32, seed=3), "image/png")
+    audio = voice_note(VOICE_NOTE_WORDS)
+    voice = stack.sink.media.add(audio, "audio/ogg; codecs=opus")
+    stack.mistral.media.speech(audio, VOICE_NOTE_WORDS)
+    photo = stack.sink.media.add(png(seed=11), "image/png")
     steps = [
         Step("Hi! Do you ship to Lisbon?", greeting),
-        Step("Sorry, what was my first question?", _user("Sorry, what was my first question?")),
-        Step("[sends a sticker]", message_webhook(USER_WA_ID, sticker_message(), name=USER_NAME)),
+        Step(
+            "Sorry, what was my first question?",
+            _user("Sorry, what was my first question?"),
+        ),
+        Step(
+            "[sends a sticker]",
+            message_webhook(
+                USER_WA_ID,
+                sticker_message(media_id=sticker.media_id, sha256=sticker.sha256_base64),
+                name=USER_NAME,
+            ),
+        ),
         Step(
             "[shares a location: Praça do Comércio, Lisbon]",
             message_webhook(
                 USER_WA_ID, location_message(38.7075, -9.1364, "Praça do Comércio"), name=USER_NAME
+            ),
+        ),
+        Step(
+            f"[sends a voice note, {len(audio) // 2000} s: “{VOICE_NOTE_WORDS}”]",
+            message_webhook(USER_WA_ID, audio_message(voice.media_id, voice.sha256_base64), name=USER_NAME),
+        ),
+        Step(
+            "[sends a photo] Is this one in stock?",
+            message_webhook(
+                USER_WA_ID,
+                image_message(
+                    photo.media_id, photo.sha256_base64, "Is this one in stock?", mime_type="image/png"
+                ),
+                name=USER_NAME,
             ),
         ),
     ]

@@ -15,7 +15,12 @@ Control API for tests:
     POST /_control  {"script": [{"status": 500, "times": 3}, {"code": 131047, "times": 1, "to": "<wa_id>"}],
                      "reset": true,
                      "access_token": "..."}
-    GET  /_messages {"messages": [...accepted sends...], "receipts": [...], "attempts": [...every call...]}
+    GET  /_messages {"messages": [...accepted sends...], "receipts": [...], "attempts": [...every call...],
+                     "media_requests": [...every media lookup and download...]}
+
+Media (`local_stack.graph_media`): `sink.media.add(bytes, mime_type)` registers a file that
+`GET /{version}/{media-id}` and its download URL then serve as Meta does; over HTTP,
+`POST /_control {"media": [{"id", "mime_type", "base64", "state"}]}`.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from local_stack.http_server import BackgroundServer, QuietHandler
+from local_stack.graph_media import MediaStore, unknown_object
+from local_stack.http_server import BackgroundServer, QuietHandler, recorded_headers
 from local_stack.webhooks import BUSINESS_ACCOUNT_ID, DISPLAY_PHONE_NUMBER, PHONE_NUMBER_ID
 
 _MESSAGES_PATH = re.compile(r"^/(?P<version>v[0-9.]+)/(?P<phone_number_id>[^/]+)/messages$")
@@ -62,21 +68,6 @@ def local_phone_number() -> dict[str, Any]:
         "account_mode": "LIVE",
         "status": "CONNECTED",
         "is_official_business_account": False,
-    }
-
-
-def unknown_object(object_id: str) -> dict[str, Any]:
-    """Graph's answer for an id the token cannot see (or that does not exist)."""
-    return {
-        "error": {
-            "message": f"Unsupported get request. Object with ID '{object_id}' does not exist, cannot be "
-            "loaded due to missing permissions, or does not support this operation. Please read the "
-            "Graph API documentation at https://developers.facebook.com/docs/graph-api",
-            "type": "GraphMethodException",
-            "code": 100,
-            "error_subcode": 33,
-            "fbtrace_id": "ALocalTraceId",
-        }
     }
 
 
@@ -197,6 +188,7 @@ class GraphSink:
         """Phone numbers the token can see (GET /{version}/{phone_number_id})."""
         self.subscribed_apps: dict[str, list[dict[str, str]]] = {BUSINESS_ACCOUNT_ID: [dict(LOCAL_APP)]}
         """WABA id -> the apps subscribed to its webhooks; a test may empty a list."""
+        self.media = MediaStore(access_token=lambda: self.access_token, base_url=lambda: self.base_url)
 
     def start(self, port: int = 0, host: str = "127.0.0.1") -> GraphSink:
         self.server = BackgroundServer(_Handler, self, port, host)
@@ -236,6 +228,7 @@ class GraphSink:
             self._receipts.clear()
             self._attempts.clear()
             self.subscribed_apps = {BUSINESS_ACCOUNT_ID: [dict(LOCAL_APP)]}
+        self.media.reset()
 
     def control(self, command: dict[str, Any]) -> None:
         if command.get("reset"):
@@ -244,6 +237,7 @@ class GraphSink:
             self.script(step.get("status"), step.get("code"), int(step.get("times", 1)), step.get("to"))
         if "access_token" in command:
             self.access_token = str(command["access_token"])
+        self.media.control(command)
 
     def messages(self) -> list[dict[str, Any]]:
         """Accepted sends that are not read receipts (texts, and any other message type)."""
@@ -263,7 +257,9 @@ class GraphSink:
             return len(self._script)
 
     # ------------------------------------------------------------ behaviour
-    def receive(self, path: str, authorization: str | None, raw: bytes) -> tuple[int, dict[str, Any]]:
+    def receive(
+        self, path: str, authorization: str | None, raw: bytes, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, dict[str, Any]]:
         match = _MESSAGES_PATH.match(path)
         if match is None:
             return 400, {
@@ -279,6 +275,7 @@ class GraphSink:
             "version": match["version"],
             "phone_number_id": match["phone_number_id"],
             "body": body,
+            "headers": recorded_headers(headers or {}, self.access_token),
         }
         to = body.get("to") if isinstance(body, dict) else None
         with self._lock:
@@ -295,6 +292,14 @@ class GraphSink:
             status, error = GRAPH_ERRORS[190]
             return status, {"error": error}
         return None
+
+    def is_account_object(self, path: str) -> bool:
+        """A GET of one of the account's phone numbers or a WABA's subscribed apps, not of a media id."""
+        if _SUBSCRIBED_APPS_PATH.match(path):
+            return True
+        found = _OBJECT_PATH.match(path)
+        with self._lock:
+            return found is not None and found["object_id"] in self.phone_numbers
 
     def look_up(self, path: str, query: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
         """GET of a phone number or of a WABA's subscribed apps (what `make doctor` asks)."""
@@ -404,9 +409,13 @@ class _Handler(QuietHandler):
                     "messages": self.sink.messages(),
                     "receipts": self.sink.receipts(),
                     "attempts": self.sink.attempts(),
+                    "media_requests": self.sink.media.requests(),
                 },
             )
-        else:
+        elif self.sink.media.serves(path):
+            status, body, headers = self.sink.media.get(self.path, dict(self.headers.items()))
+            self.send_bytes(status, body, headers)
+        else:  # the phone number or a WABA's subscribed apps (what `make doctor` asks)
             self.send_json(*self.sink.look_up(path, query, self.headers.get("Authorization")))
 
     def do_POST(self) -> None:  # noqa: N802
@@ -420,5 +429,7 @@ class _Handler(QuietHandler):
         if subscribed is not None:
             self.send_json(*subscribed)
             return
-        status, payload = self.sink.receive(path, self.headers.get("Authorization"), raw)
+        status, payload = self.sink.receive(
+            path, self.headers.get("Authorization"), raw, headers=dict(self.headers.items())
+        )
         self.send_json(status, payload)

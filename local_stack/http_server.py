@@ -5,8 +5,21 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+TOKEN_PLACEHOLDER = "TOKEN"  # noqa: S105 - what a recorded header shows instead of the secret
+RECORDED_HEADERS = ("authorization", "content-type", "user-agent", "accept")
+
+
+def recorded_headers(headers: Mapping[str, str], token: str) -> dict[str, str]:
+    """The request headers worth checking (stand-ins record them), the secret replaced by TOKEN."""
+    return {
+        name: value.replace(token, TOKEN_PLACEHOLDER) if token else value
+        for name, value in headers.items()
+        if name.lower() in RECORDED_HEADERS
+    }
 
 
 def free_port() -> int:

@@ -13,12 +13,19 @@ or a scripted step says so, the reply calls that tool in Mistral's documented
 shape (content "", `tool_calls[].function.arguments` a JSON string, finish_reason
 "tool_calls"), with arguments {"reason": <the rest of the user's text>}.
 
+Media (`local_stack.mistral_media`): `POST /v1/audio/transcriptions` (multipart) and
+`POST /v1/ocr` answer deterministically and labelled; an image in a chat message is described
+in the reply (`... and showed me an image (image/jpeg, N bytes, sha256 ...)`).
+
 Control API for tests and benchmarks:
     POST /_control  {"script": [{"status": 429, "times": 3, "retry_after": 1}, {"delay": 5, "times": 1},
                                 {"tool_call": {"name": "handoff_to_human", "arguments": {"reason": "..."}}}],
                      "latency_seconds": 0.3, "api_key": "...", "models": ["mistral-large-latest"],
-                     "reset": true}
-    GET  /_calls    every request received, in order.
+                     "reset": true,
+                     "speech": [{"base64": ..., "text": ...}], "documents": [{"base64": ..., "pages": [...]}],
+                     "transcription_latency_seconds": 0.5}
+    GET  /_calls    every request received, in order (chat, transcription, OCR).
+    GET  /v1/models the models the stand-in offers (Mistral's ModelList; `models` above changes it).
 """
 
 from __future__ import annotations
@@ -31,11 +38,12 @@ import string
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from local_stack.http_server import BackgroundServer, QuietHandler
+from local_stack.http_server import BackgroundServer, QuietHandler, recorded_headers
+from local_stack.mistral_media import MediaModels, describe_image
 
 LABEL = "[stand-in model]"
 KNOWN_MODEL_PREFIXES = (
@@ -93,6 +101,10 @@ def model_card(model_id: str) -> dict[str, Any]:
     }
 
 
+CONTENT_TYPES = {"text", "image_url", "document_url", "reference", "file", "thinking", "input_audio"}
+MEDIA_PATHS = ("/v1/audio/transcriptions", "/audio/transcriptions", "/v1/ocr", "/ocr")
+
+
 @dataclass
 class ScriptedAnswer:
     """What the next call gets instead of a normal answer."""
@@ -113,13 +125,29 @@ def text_of(content: Any) -> str:
     return ""
 
 
+def images_of(content: Any) -> list[str]:
+    """The image URLs of a content list (`image_url` as a string or as `{"url": ...}`)."""
+    if not isinstance(content, list):
+        return []
+    urls = []
+    for chunk in content:
+        if isinstance(chunk, dict) and chunk.get("type") == "image_url":
+            url = chunk.get("image_url")
+            url = url.get("url") if isinstance(url, dict) else url
+            if isinstance(url, str):
+                urls.append(url)
+    return urls
+
+
 def stand_in_reply(messages: list[dict[str, Any]]) -> str:
-    """The deterministic answer to a conversation."""
-    said = [text_of(m.get("content")) for m in messages if m.get("role") == "user"]
+    """The deterministic answer to a conversation (an image in the last message is described)."""
+    users = [m for m in messages if m.get("role") == "user"]
+    said = [text_of(m.get("content")) for m in users]
     if not said:
         return f"{LABEL} Nobody said anything yet."
     memory = f"; I remember: {said[-2]}" if len(said) > 1 else ""
-    return f'{LABEL} You said: "{said[-1]}" (turn {len(said)}{memory})'
+    seen = "".join(f" and showed me {describe_image(url)}" for url in images_of(users[-1].get("content")))
+    return f'{LABEL} You said: "{said[-1]}" (turn {len(said)}{memory}){seen}'
 
 
 def _validation_error(location: list[str], message: str, value: Any) -> dict[str, Any]:
@@ -135,6 +163,19 @@ def _validation_error(location: list[str], message: str, value: Any) -> dict[str
     }
 
 
+def _message_problem(messages: list[Any]) -> dict[str, Any] | None:
+    """A message with an unknown role, or a content part of an unknown type (Mistral's 422 body)."""
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in MESSAGE_ROLES:
+            return _validation_error(["messages", str(index)], "Input tag does not match", message)
+        content = message.get("content")
+        for part_index, part in enumerate(content if isinstance(content, list) else []):
+            if not isinstance(part, dict) or part.get("type") not in CONTENT_TYPES:
+                where = ["messages", str(index), "content", str(part_index)]
+                return _validation_error(where, "Input tag does not match", part)
+    return None
+
+
 def _request_problem(body: Any) -> tuple[int, dict[str, Any]] | None:
     if not isinstance(body, dict):
         return 422, _validation_error([], "Input should be a valid dictionary", body)
@@ -144,9 +185,9 @@ def _request_problem(body: Any) -> tuple[int, dict[str, Any]] | None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return 422, _validation_error(["messages"], "Field required", messages)
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in MESSAGE_ROLES:
-            return 422, _validation_error(["messages", str(index)], "Input tag does not match", message)
+    problem = _message_problem(messages)
+    if problem is not None:
+        return 422, problem
     if not model.startswith(KNOWN_MODEL_PREFIXES):
         return 400, {
             "object": "error",
@@ -218,6 +259,7 @@ class MistralStandIn:
         self._lock = threading.Lock()
         self._log = log or (lambda line: None)
         self.server: BackgroundServer | None = None
+        self.media = MediaModels()
 
     # ------------------------------------------------------------ control
     def start(self, port: int = 0, host: str = "127.0.0.1") -> MistralStandIn:
@@ -253,6 +295,7 @@ class MistralStandIn:
             self._calls.clear()
             self.latency_seconds = 0.0
             self.models = list(LISTED_MODELS)
+        self.media.reset()
 
     def calls(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -279,6 +322,7 @@ class MistralStandIn:
             self.api_key = str(command["api_key"])
         if "models" in command:
             self.models = [str(model) for model in command["models"]]
+        self.media.control(command)
 
     def stop(self) -> None:
         if self.server is not None:
@@ -294,7 +338,7 @@ class MistralStandIn:
         return 200, {"object": "list", "data": [model_card(model) for model in list(self.models)]}
 
     def answer(
-        self, path: str, authorization: str | None, raw: bytes
+        self, path: str, authorization: str | None, raw: bytes, headers: Mapping[str, str] | None = None
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         request_id = uuid.uuid4().hex
         try:
@@ -307,6 +351,7 @@ class MistralStandIn:
             "path": path,
             "authorized": authorization == f"Bearer {self.api_key}",
             "model": body.get("model") if isinstance(body, dict) else None,
+            "headers": recorded_headers(headers or {}, self.api_key),
             "messages": messages,
             "body": body,
             "last_user_text": next(
@@ -326,10 +371,63 @@ class MistralStandIn:
         self._log(f"{status} POST {path} model={call['model']} turn_text={call['last_user_text']!r}")
         return status, payload, headers
 
-    def _outcome(
-        self, call: dict[str, Any], body: Any, scripted: ScriptedAnswer | None, request_id: str
+    def answer_media(
+        self,
+        path: str,
+        authorization: str | None,
+        content_type: str,
+        raw: bytes,
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        delay = self.latency_seconds + (scripted.delay if scripted else 0.0)
+        """`/audio/transcriptions` (multipart) and `/ocr` (JSON): scripted failures apply as for chat."""
+        transcription = path.endswith("/audio/transcriptions")
+        file = None
+        form: dict[str, Any] = {}
+        body: Any = None
+        if transcription:
+            form, file = self.media.read_transcription_request(content_type, raw)
+            body = form
+        else:
+            try:
+                body = json.loads(raw or b"null")
+            except ValueError:
+                body = None
+        call: dict[str, Any] = {
+            "time": time.time(),
+            "path": path,
+            "authorized": authorization == f"Bearer {self.api_key}",
+            "headers": recorded_headers(headers or {"Content-Type": content_type}, self.api_key),
+            "model": body.get("model") if isinstance(body, dict) else None,
+            "messages": None,
+            "body": body,
+            "last_user_text": None,
+        }
+        with self._lock:
+            scripted = self._script.pop(0) if self._script else None
+            self._calls.append(call)
+
+        def succeed() -> tuple[int, dict[str, Any]]:
+            return self.media.transcription(form, file) if transcription else self.media.ocr(body)
+
+        status, payload, headers = self._outcome(
+            call, body, scripted, uuid.uuid4().hex, succeed=succeed, latency=0.0
+        )
+        call["status"] = status
+        size = len(file.value) if file is not None else len(raw)
+        self._log(f"{status} POST {path} model={call['model']} bytes={size}")
+        return status, payload, headers
+
+    def _outcome(
+        self,
+        call: dict[str, Any],
+        body: Any,
+        scripted: ScriptedAnswer | None,
+        request_id: str,
+        *,
+        succeed: Callable[[], tuple[int, dict[str, Any]]] | None = None,
+        latency: float | None = None,
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        delay = (self.latency_seconds if latency is None else latency) + (scripted.delay if scripted else 0.0)
         if delay:
             time.sleep(delay)
         if not call["authorized"] or (scripted and scripted.status == 401):
@@ -361,6 +459,9 @@ class MistralStandIn:
                 },
                 {},
             )
+        if succeed is not None:
+            status, payload = succeed()
+            return status, payload, {}
         problem = _request_problem(body) or _tools_problem(body)
         if problem is not None:
             return problem[0], problem[1], {}
@@ -430,8 +531,20 @@ class _Handler(QuietHandler):
             self.standin.control(json.loads(raw or b"{}"))
             self.send_json(200, {"ok": True})
         elif path in ("/v1/chat/completions", "/chat/completions"):
-            status, payload, headers = self.standin.answer(path, self.headers.get("Authorization"), raw)
+            status, payload, headers = self.standin.answer(
+                path, self.headers.get("Authorization"), raw, headers=dict(self.headers.items())
+            )
             # The client may have given up (its read timeout); a real server would not notice either.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.send_json(status, payload, headers)
+        elif path in MEDIA_PATHS:
+            status, payload, headers = self.standin.answer_media(
+                path,
+                self.headers.get("Authorization"),
+                self.headers.get("Content-Type", ""),
+                raw,
+                headers=dict(self.headers.items()),
+            )
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.send_json(status, payload, headers)
         else:

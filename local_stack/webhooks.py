@@ -123,15 +123,115 @@ def text_message(text: str, wamid: str | None = None) -> dict[str, Any]:
     return {"id": wamid or new_wamid(), "type": "text", "text": {"body": text}}
 
 
-def sticker_message(wamid: str | None = None) -> dict[str, Any]:
+def sticker_message(
+    wamid: str | None = None, *, media_id: str = "1234567890", sha256: str = "local-sticker-sha256"
+) -> dict[str, Any]:
     return {
         "id": wamid or new_wamid(),
         "type": "sticker",
-        "sticker": {
-            "mime_type": "image/webp",
-            "sha256": "local-sticker-sha256",
-            "id": "1234567890",
-            "animated": False,
+        "sticker": {"mime_type": "image/webp", "sha256": sha256, "id": media_id, "animated": False},
+    }
+
+
+def audio_message(
+    media_id: str, sha256: str, *, voice: bool = True, wamid: str | None = None
+) -> dict[str, Any]:
+    """A voice note (`voice: true`) or an audio file; `sha256` in base64, as Meta sends it."""
+    return {
+        "id": wamid or new_wamid(),
+        "type": "audio",
+        "audio": {"mime_type": "audio/ogg; codecs=opus", "sha256": sha256, "id": media_id, "voice": voice},
+    }
+
+
+def image_message(
+    media_id: str,
+    sha256: str,
+    caption: str | None = None,
+    *,
+    mime_type: str = "image/jpeg",
+    wamid: str | None = None,
+) -> dict[str, Any]:
+    image = {"mime_type": mime_type, "sha256": sha256, "id": media_id}
+    if caption is not None:
+        image["caption"] = caption
+    return {"id": wamid or new_wamid(), "type": "image", "image": image}
+
+
+def document_message(
+    media_id: str,
+    sha256: str,
+    filename: str,
+    *,
+    mime_type: str = "application/pdf",
+    caption: str | None = None,
+    wamid: str | None = None,
+) -> dict[str, Any]:
+    document = {"filename": filename, "mime_type": mime_type, "sha256": sha256, "id": media_id}
+    if caption is not None:
+        document["caption"] = caption
+    return {"id": wamid or new_wamid(), "type": "document", "document": document}
+
+
+def video_message(media_id: str, caption: str | None = None, wamid: str | None = None) -> dict[str, Any]:
+    video = {"mime_type": "video/mp4", "sha256": "dmlkZW8=", "id": media_id}
+    if caption is not None:
+        video["caption"] = caption
+    return {"id": wamid or new_wamid(), "type": "video", "video": video}
+
+
+def contacts_message(
+    name: str, phone: str, wa_id: str | None = None, wamid: str | None = None
+) -> dict[str, Any]:
+    """A shared contact card, in Meta's shape (name, phones with the contact's wa_id when on WhatsApp)."""
+    first, _, last = name.partition(" ")
+    card_phone = {"phone": phone, "type": "MOBILE", **({"wa_id": wa_id} if wa_id else {})}
+    return {
+        "id": wamid or new_wamid(),
+        "type": "contacts",
+        "contacts": [
+            {
+                "name": {
+                    "formatted_name": name,
+                    "first_name": first,
+                    **({"last_name": last} if last else {}),
+                },
+                "phones": [card_phone],
+            }
+        ],
+    }
+
+
+def order_message(
+    catalog_id: str, items: list[tuple[str, int, float, str]], text: str = "", wamid: str | None = None
+) -> dict[str, Any]:
+    """A catalogue order: items as (product_retailer_id, quantity, item_price, currency)."""
+    return {
+        "id": wamid or new_wamid(),
+        "type": "order",
+        "order": {
+            "catalog_id": catalog_id,
+            "text": text,
+            "product_items": [
+                {"product_retailer_id": sku, "quantity": quantity, "item_price": price, "currency": currency}
+                for sku, quantity, price, currency in items
+            ],
+        },
+    }
+
+
+def ad_referral_message(text: str, headline: str, body: str, wamid: str | None = None) -> dict[str, Any]:
+    """A text sent from a click-to-WhatsApp ad (`referral`, as in Meta's example)."""
+    return {
+        **text_message(text, wamid),
+        "referral": {
+            "source_url": "https://fb.me/local-ad",
+            "source_id": "120226305854810726",
+            "source_type": "ad",
+            "headline": headline,
+            "body": body,
+            "media_type": "image",
+            "ctwa_clid": "local-click-id",
         },
     }
 

@@ -46,6 +46,7 @@ FUNCTION_CALLS: dict[str, frozenset[tuple[str, str]]] = {
             ("sqs:SendMessage", "OutboundQueue"),  # typing indicator and reply
             ("sqs:SendMessage", "InboundDeadLetterQueue"),  # aws/batch.py: parking
             ("secretsmanager:GetSecretValue", "MistralApiKeySecret"),
+            ("secretsmanager:GetSecretValue", "GraphAccessTokenSecret"),  # whatsapp/media.py: media download
             *((action, "IdempotencyTable") for action in _IDEMPOTENCY),
             ("dynamodb:GetItem", "MemoryTable"),  # conversation/memory.py
             ("dynamodb:PutItem", "MemoryTable"),

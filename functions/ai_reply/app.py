@@ -1,18 +1,23 @@
 """AiReplyFunction: answers each inbound WhatsApp message with the chat-completions model.
 
 Inbound FIFO queue -> (typing indicator, model reply) on the outbound FIFO queue.
-Each record is answered at most once per wamid (Powertools idempotency, 7 days,
-longer than Meta redelivers). Conversation control (opt-out, pause, handoff,
-daily limits: wa_assistant.conversation.conductor) decides before any model
-call; an `OwnerEcho` record (the owner wrote from the WhatsApp Business app)
-pauses the conversation. Outcomes map to the queue as follows:
+Voice notes, photos and documents are read first (Graph media download with the
+WhatsApp token, Mistral transcription / vision / OCR; see
+wa_assistant.conversation.understanding). Each record is answered at most once per
+wamid (Powertools idempotency, 7 days, longer than Meta redelivers), and a voice
+note or document is transcribed / read at most once per wamid. Conversation
+control (opt-out, pause, handoff, daily limits: wa_assistant.conversation.conductor)
+decides before any model call; an `OwnerEcho` record (the owner wrote from the
+WhatsApp Business app) pauses the conversation. Outcomes map to the queue as follows:
 
-- answered / fallback / controlled / ignored / group / outside the 24-hour window: acknowledged;
+- answered / honest reply / controlled / ignored / group / outside the 24-hour
+  window: acknowledged;
 - model rejected the key or request (401/403/400/422): parked in the dead-letter
   queue at once + MistralRequestRejected metric (alarmed), see wa_assistant.model.chat;
-- transient model failure: RetryLater (backoff, a counted attempt);
-- another worker still answering, or no time left for a model call: RetryLater
-  not counted as an attempt (nothing was tried);
+- WhatsApp token refused while fetching media: parked + GraphAuthFailed (alarmed);
+- transient model or Graph failure: RetryLater (backoff, a counted attempt);
+- another worker still answering, or no time left for the next call
+  (wa_assistant.deadline): handed back, not counted as an attempt (nothing was tried);
 - DynamoDB or SNS failing (control state, handoff notice): retried like any unexpected error;
 - undecodable record: parked in the dead-letter queue.
 """
@@ -24,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
@@ -37,7 +43,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from wa_assistant.aws.batch import AttemptCounter, FifoBatch, ParkInDeadLetterQueue, RetryLater, body_field
-from wa_assistant.aws.deadline import ensure_time_for_call
 from wa_assistant.aws.notify import Notifier
 from wa_assistant.aws.queue import MessageQueue
 from wa_assistant.aws.secrets import secret_text
@@ -46,36 +51,109 @@ from wa_assistant.conversation.conductor import Conductor
 from wa_assistant.conversation.control import ControlSettings
 from wa_assistant.conversation.control_store import ControlStore
 from wa_assistant.conversation.memory import ConversationMemory
-from wa_assistant.conversation.prompt import AskModel, Ignore, SendFallback, plan_reply, within_service_window
+from wa_assistant.conversation.prompt import within_service_window
+from wa_assistant.conversation.understanding import Ignore, LazyMediaReader, MediaReader, Read, Reply, plan
+from wa_assistant.deadline import ensure_time, time_left_for
 from wa_assistant.model.chat import MistralClient, MistralError, MistralSettings
 from wa_assistant.observability import logger, metrics, tracer
 from wa_assistant.records import InboundMessage, OwnerEcho, inbound_record_adapter
+from wa_assistant.whatsapp.graph import FailureKind, GraphRequestFailed
 
 IDEMPOTENCY_SECONDS = 7 * 24 * 3600
 """Longer than Meta keeps redelivering an unacknowledged webhook."""
 
 SERVICE_WINDOW_HOURS = float(os.environ.get("SERVICE_WINDOW_HOURS") or "24")
 MISTRAL_SECRET_NAME = os.environ["MISTRAL_SECRET_NAME"]
+GRAPH_SECRET_NAME = os.environ["GRAPH_SECRET_NAME"]
 
 model_settings = MistralSettings.from_env()
 MODEL_CALL_SECONDS = model_settings.connect_timeout_seconds + model_settings.read_timeout_seconds
-"""The longest one model call can take; one that cannot finish in this invocation is not started."""
+"""The longest one Mistral call (chat, transcription, OCR) can take before its timeout fires."""
 
+
+class InvocationClock:
+    """The current invocation, for the adapters built at import: `has_time_for` is the HasTime
+    every outside call asks (the rule is wa_assistant.deadline.time_left_for)."""
+
+    def __init__(self) -> None:
+        self.context: LambdaContext | None = None
+
+    def has_time_for(self, seconds: float) -> bool:
+        return time_left_for(self.context, seconds)
+
+
+clock = InvocationClock()
+
+
+def _api_key() -> str:
+    return secret_text(MISTRAL_SECRET_NAME)
+
+
+def _access_token() -> str:
+    """The WhatsApp token, read to fetch media (the send function holds the same secret)."""
+    return secret_text(GRAPH_SECRET_NAME)
+
+
+mistral_http = httpx.Client(
+    timeout=httpx.Timeout(
+        model_settings.read_timeout_seconds, connect=model_settings.connect_timeout_seconds
+    ),
+    headers={"Accept": "application/json"},
+)
 batch = FifoBatch(
     source_queue_url=os.environ["SOURCE_QUEUE_URL"],
     dead_letter_queue=MessageQueue(os.environ["DEAD_LETTER_QUEUE_URL"]),
     attempts=AttemptCounter(os.environ["IDEMPOTENCY_TABLE_NAME"]),
     correlation_id_of=body_field("message_id"),
 )
+persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"])
+answer_settings = AnswerSettings.from_env()
+
+
+def _media_reader() -> MediaReader:
+    """Built on the first media message: text-only containers never load the media adapters."""
+    from wa_assistant.conversation.media_reading import MediaReading  # noqa: PLC0415 - cold start
+
+    reading = MediaReading.from_env(
+        access_token=_access_token,
+        api_key=_api_key,
+        mistral_http=mistral_http,
+        model_call_seconds=MODEL_CALL_SECONDS,
+        has_time=clock.has_time_for,
+        max_text_chars=answer_settings.prompt_budget_chars,
+    )
+    # Its own persistence layer: Powertools configures a layer with the key prefix of the call
+    # in progress, and the readings run inside the answer's idempotent call.
+    return reading.once(
+        DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"]), media_idempotency
+    )
+
+
+def _reading_reused(response: Any, idempotent_data: DataRecord) -> Any:
+    """A transcript or document text stored by an earlier attempt at this wamid: reused, not made again."""
+    logger.info("Media already read for this message; reusing the text, not reading again")
+    metrics.add_metric(name="MediaReadingsReused", unit="Count", value=1)
+    return response
+
+
+media_idempotency = IdempotencyConfig(
+    event_key_jmespath="message_id",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=IDEMPOTENCY_SECONDS,
+    response_hook=_reading_reused,
+)
 answerer = Answerer(
-    settings=AnswerSettings.from_env(),
+    settings=answer_settings,
     outbound=MessageQueue(os.environ["OUTBOUND_QUEUE_URL"]),
-    model=MistralClient(model_settings, api_key=lambda: secret_text(MISTRAL_SECRET_NAME)),
+    model=MistralClient(model_settings, api_key=_api_key, http=mistral_http),
     memory=ConversationMemory(
         os.environ["MEMORY_TABLE_NAME"],
         max_turns=int(os.environ.get("MEMORY_TURNS") or "10"),
         ttl_hours=float(os.environ.get("MEMORY_TTL_HOURS") or "24"),
     ),
+    reader=LazyMediaReader(_media_reader),
+    model_call_seconds=MODEL_CALL_SECONDS,
+    has_time=clock.has_time_for,
 )
 conductor = Conductor(
     settings=ControlSettings.from_env(),
@@ -99,10 +177,9 @@ idempotency = IdempotencyConfig(
     expires_after_seconds=IDEMPOTENCY_SECONDS,
     response_hook=_already_answered,
 )
-persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"])
 
 
-def _answer(plan: AskModel | SendFallback, *, message: InboundMessage) -> dict[str, str]:
+def _answer(plan: Read | Reply, *, message: InboundMessage) -> dict[str, str]:
     return {"outcome": conductor.handle(message, plan)}
 
 
@@ -127,7 +204,7 @@ take_echo_once: Callable[..., dict[str, str]] = idempotent_function(
 )
 
 
-def handle_record(record: SQSRecord, context: LambdaContext | None = None) -> None:
+def handle_record(record: SQSRecord) -> None:
     """One inbound record; returning acknowledges it, RetryLater/ParkInDeadLetterQueue route it."""
     logger.set_correlation_id(None)
     try:
@@ -157,16 +234,16 @@ def handle_record(record: SQSRecord, context: LambdaContext | None = None) -> No
         )
         metrics.add_metric(name="OutsideServiceWindow", unit="Count", value=1)
         return
-    plan = plan_reply(message)
-    if isinstance(plan, Ignore):
-        logger.info("No reply needed", extra={"reason": plan.reason, "message_type": message.type})
+    planned = plan(message, answer_settings.understanding)
+    if isinstance(planned, Ignore):
+        logger.info("No reply needed", extra={"reason": planned.reason, "message_type": message.type})
         metrics.add_metric(name="MessagesIgnored", unit="Count", value=1)
         return
 
-    if isinstance(plan, AskModel):
-        ensure_time_for_call(context, MODEL_CALL_SECONDS, "a model call")
+    if isinstance(planned, Read):  # before any record is written: a model call must fit
+        ensure_time(clock.has_time_for, MODEL_CALL_SECONDS, "a model call")
     try:
-        answer_once(plan, message=message)
+        answer_once(planned, message=message)
     except MistralError as error:
         if error.retryable:
             logger.warning("The model API failed; will retry", extra=error.log_fields())
@@ -177,8 +254,29 @@ def handle_record(record: SQSRecord, context: LambdaContext | None = None) -> No
         )
         metrics.add_metric(name="MistralRequestRejected", unit="Count", value=1)
         raise ParkInDeadLetterQueue(str(error)) from error
+    except GraphRequestFailed as failed:
+        _media_failed(failed)
     except IdempotencyAlreadyInProgressError as error:
         raise RetryLater("another invocation is answering this message", counts_as_attempt=False) from error
+
+
+def _media_failed(failed: GraphRequestFailed) -> None:
+    """A Graph failure while fetching media that the media reader left to the queue (never permanent)."""
+    failure = failed.failure
+    if failure.kind is FailureKind.AUTH:
+        metrics.add_metric(name="GraphAuthFailed", unit="Count", value=1)
+        logger.error(
+            "WhatsApp access token expired or invalid (media); replace the Graph secret, then redrive",
+            extra=failure.log_fields(),
+        )
+        raise ParkInDeadLetterQueue(
+            f"Graph refused the access token (status {failure.status}, code {failure.code})"
+        )
+    logger.warning("Fetching the media failed; will retry", extra=failure.log_fields())
+    metrics.add_metric(name="GraphTransientError", unit="Count", value=1)
+    raise RetryLater(
+        f"Graph transient failure (status {failure.status}, code {failure.code})", failure.retry_after
+    ) from failed
 
 
 @tracer.capture_lambda_handler
@@ -187,4 +285,6 @@ def handle_record(record: SQSRecord, context: LambdaContext | None = None) -> No
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     # A worker killed mid-batch leaves INPROGRESS records that expire with this invocation.
     idempotency.register_lambda_context(context)
-    return batch.process(event, context, lambda record: handle_record(record, context))
+    media_idempotency.register_lambda_context(context)
+    clock.context = context
+    return batch.process(event, context, handle_record)

@@ -102,3 +102,5 @@ def clean_fakes(request: pytest.FixtureRequest) -> Iterator[None]:
     stack.mistral.latency_seconds = 0.0
     stack.sink.access_token = token
     stack.mistral.models = list(LISTED_MODELS)
+    stack.sink.media.clear_failures()
+    stack.mistral.media.transcription_latency_seconds = 0.0

@@ -60,9 +60,11 @@ def _table_values(tree: ast.Module, name: str) -> set[str]:
 
 
 def _names_of(value: ast.expr, tree: ast.Module) -> set[str]:
-    """A metric name argument: a literal, `TABLE[key]` or `TABLE.get(key, "Default")` of a module table."""
+    """A metric name argument: a literal, `a if c else b`, `TABLE[key]` or `TABLE.get(key, "Default")`."""
     if isinstance(value, ast.Constant):
         return {str(value.value)}
+    if isinstance(value, ast.IfExp):  # "FallbackReplies" if fallback else "HonestReplies"
+        return _names_of(value.body, tree) | _names_of(value.orelse, tree)
     if isinstance(value, ast.Subscript) and isinstance(value.value, ast.Name):
         return _table_values(tree, value.value.id)
     if (

@@ -76,6 +76,57 @@ class Location(Record):
     url: str | None = None
 
 
+class SharedContactPhone(Record):
+    phone: str | None = None
+    wa_id: str | None = None
+    type: str | None = None
+
+
+class SharedContact(Record):
+    """A contact card the user shared (a `contacts` message): what the card showed them."""
+
+    name: str | None = None
+    """`formatted_name`, else first and last name joined."""
+    company: str | None = None
+    phones: tuple[SharedContactPhone, ...] = ()
+    emails: tuple[str, ...] = ()
+    urls: tuple[str, ...] = ()
+
+
+class OrderItem(Record):
+    product_retailer_id: str | None = None
+    quantity: int | None = None
+    item_price: float | None = None
+    currency: str | None = None
+
+
+class Order(Record):
+    """A cart the user sent from the business's catalogue (an `order` message)."""
+
+    catalog_id: str | None = None
+    text: str | None = None
+    items: tuple[OrderItem, ...] = ()
+
+
+class Referral(Record):
+    """The click-to-WhatsApp ad (or post) the user came from: what the ad said to them."""
+
+    source_type: str | None = None
+    source_url: str | None = None
+    headline: str | None = None
+    body: str | None = None
+    media_type: str | None = None
+    welcome_message: str | None = None
+    """The greeting the ad showed in the chat before the user wrote."""
+
+
+class ReferredProduct(Record):
+    """The catalogue product the user asked about (`context.referred_product`)."""
+
+    catalog_id: str | None = None
+    product_retailer_id: str | None = None
+
+
 class InboundMessage(Record):
     """One user message, normalised from Meta's webhook (inbound queue, v1)."""
 
@@ -101,6 +152,12 @@ class InboundMessage(Record):
     forwarded: bool = False
     group_id: str | None = None
     """Set when the message was written in a WhatsApp group the business is in (not answered one-to-one)."""
+    contacts: tuple[SharedContact, ...] = ()
+    """Contact cards of a `contacts` message."""
+    order: Order | None = None
+    referral: Referral | None = None
+    """Set on the first message a user sends after tapping an ad (any message type)."""
+    referred_product: ReferredProduct | None = None
 
     @property
     def conversation_id(self) -> str:

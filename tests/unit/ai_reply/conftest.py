@@ -15,7 +15,16 @@ import respx
 from moto import mock_aws
 
 from tests.support import load_function
-from tests.unit.ai_reply.helpers import ACCOUNT, API_KEY, BASE_ENV, MISTRAL_BASE_URL, REGION, Captured, Stack
+from tests.unit.ai_reply.helpers import (
+    ACCOUNT,
+    API_KEY,
+    BASE_ENV,
+    GRAPH_TOKEN,
+    MISTRAL_BASE_URL,
+    REGION,
+    Captured,
+    Stack,
+)
 from wa_assistant.observability import logger, metrics
 
 
@@ -64,9 +73,9 @@ def stack(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Stac
             dynamodb.update_time_to_live(
                 TableName=name, TimeToLiveSpecification={"AttributeName": ttl, "Enabled": True}
             )
-        boto3.client("secretsmanager", region_name=REGION).create_secret(
-            Name=env["MISTRAL_SECRET_NAME"], SecretString=API_KEY
-        )
+        secretsmanager = boto3.client("secretsmanager", region_name=REGION)
+        secretsmanager.create_secret(Name=env["MISTRAL_SECRET_NAME"], SecretString=API_KEY)
+        secretsmanager.create_secret(Name=env["GRAPH_SECRET_NAME"], SecretString=GRAPH_TOKEN)
         sns = boto3.client("sns", region_name=REGION)
         topic_arn = sns.create_topic(Name="ai-reply-handoffs")["TopicArn"]
         notices_url = sqs.create_queue(QueueName="ai-reply-handoff-notices")["QueueUrl"]
@@ -90,10 +99,16 @@ def stack(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Stac
 
 
 @pytest.fixture
-def mistral() -> Iterator[respx.Route]:
-    """The model API: every test sets the route's return value or side effect."""
-    with respx.mock(base_url=MISTRAL_BASE_URL, assert_all_called=False) as router:
-        yield router.post("/chat/completions", name="chat")
+def outside() -> Iterator[respx.MockRouter]:
+    """Every outside HTTP API of the function (Mistral, Graph); a call to an unrouted URL fails the test."""
+    with respx.mock(assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture
+def mistral(outside: respx.MockRouter) -> respx.Route:
+    """The model API's chat endpoint: every test sets the route's return value or side effect."""
+    return outside.post(f"{MISTRAL_BASE_URL}/chat/completions", name="chat")
 
 
 @pytest.fixture

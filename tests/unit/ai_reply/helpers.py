@@ -26,7 +26,14 @@ API_KEY = "sk-test-NEVER-LOG-7f3a9c2e"
 MISTRAL_BASE_URL = "https://mistral.test/v1"
 BUSINESS_NUMBER_ID = "106540352242922"
 SYSTEM_PROMPT = "You help customers of {business_name}. Greet {user_name}. Keep {unknown} braces."
-FALLBACK = "Thanks! I can only read text messages for now. Could you type your question?"
+FALLBACK = "Sorry, I can't read this kind of message. Could you type your question?"
+MEDIA_UNAVAILABLE = "I couldn't open that file. Could you send it again?"
+MEDIA_TOO_LARGE = "That file is too large for me. Could you send a smaller one?"
+UNSUPPORTED_DOCUMENT = "I can read PDFs and photos, not this kind of file."
+VIDEO = "I can't watch videos. Could you tell me what it shows?"
+UNCLEAR_VOICE_NOTE = "I couldn't make out that voice note. Could you say it again or type it?"
+GRAPH_BASE_URL = "https://graph.test"
+GRAPH_TOKEN = "EAAG-graph-token-NEVER-LOG-5c1d"
 
 CONTROL_PARAMETERS = {
     "HANDOFF_KEYWORDS": "HandoffKeywords",
@@ -82,6 +89,27 @@ BASE_ENV = {
     "IDEMPOTENCY_TABLE_NAME": "ai-reply-idempotency",
     "CONVERSATION_TABLE_NAME": "ai-reply-conversations",
     **CONTROL_ENV,
+    "GRAPH_SECRET_NAME": "ai-reply/graph-access-token",
+    "GRAPH_API_BASE_URL": GRAPH_BASE_URL,
+    "GRAPH_API_VERSION": "v23.0",
+    "GRAPH_TIMEOUT_SECONDS": "3",
+    "TRANSCRIPTION_ENABLED": "true",
+    "TRANSCRIPTION_MODEL": "voxtral-mini-latest",
+    "TRANSCRIPTION_LANGUAGE": "",
+    "VISION_ENABLED": "true",
+    "VISION_MODEL": "pixtral-large-latest",
+    "OCR_ENABLED": "true",
+    "OCR_MODEL": "mistral-ocr-latest",
+    "OCR_MAX_PAGES": "3",
+    "AUDIO_MAX_BYTES": "16777216",
+    "IMAGE_MAX_BYTES": "5242880",
+    "STICKER_MAX_BYTES": "512000",
+    "DOCUMENT_MAX_BYTES": "10485760",
+    "MEDIA_UNAVAILABLE_REPLY": MEDIA_UNAVAILABLE,
+    "MEDIA_TOO_LARGE_REPLY": MEDIA_TOO_LARGE,
+    "UNSUPPORTED_DOCUMENT_REPLY": UNSUPPORTED_DOCUMENT,
+    "VIDEO_REPLY": VIDEO,
+    "UNCLEAR_VOICE_NOTE_REPLY": UNCLEAR_VOICE_NOTE,
 }
 
 

@@ -354,13 +354,11 @@ def test_memory_turns_zero_disables_memory(
 @pytest.mark.parametrize(
     "message",
     [
-        inbound(None, type_="audio", media=Media(id="1", mime_type="audio/ogg", voice=True)),
-        inbound(None, type_="sticker", media=Media(id="2", mime_type="image/webp")),
-        inbound(None, type_="image", media=Media(id="3", mime_type="image/jpeg")),
         inbound(None, type_="contacts"),
         inbound(None, type_="future_type"),
+        inbound(None, type_="unsupported"),
     ],
-    ids=["voice", "sticker", "image-without-caption", "contacts", "unknown-type"],
+    ids=["contacts-without-cards", "unknown-type", "unsupported"],
 )
 def test_unreadable_messages_get_the_fallback_reply_without_a_model_call(
     app: ModuleType, stack: Stack, mistral: respx.Route, captured: Captured, message: InboundMessage
@@ -384,12 +382,12 @@ def test_unreadable_messages_get_the_fallback_reply_without_a_model_call(
     assert "FallbackReplies" in captured.metric_names()
 
 
-def test_a_captioned_image_and_a_location_are_read_by_the_model(
+def test_a_captioned_video_and_a_location_are_read_by_the_model(
     app: ModuleType, stack: Stack, mistral: respx.Route, captured: Captured
 ) -> None:
     mistral.return_value = ok()
     stack.enqueue(
-        inbound("Is this in stock?", type_="image", media=Media(id="9", caption="Is this in stock?")),
+        inbound("Is this noise normal?", type_="video", media=Media(id="9", caption="Is this noise normal?")),
         inbound(
             None,
             type_="location",
@@ -400,7 +398,7 @@ def test_a_captioned_image_and_a_location_are_read_by_the_model(
     stack.invoke(app, stack.receive_event())
 
     asked = [question_of(json.loads(call.request.content)) for call in mistral.calls]
-    assert asked[0] == "Is this in stock?\n\n(sent an image)"
+    assert asked[0] == "Is this noise normal?\n\n(sent a video, which I cannot watch)"
     assert asked[1] == "📍 shared a location: Acme HQ, 1 Main St (38.9, -77.03)"
 
 

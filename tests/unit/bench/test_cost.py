@@ -99,3 +99,19 @@ def test_recommendation_is_the_cheapest_size_within_the_cold_start_limit() -> No
 def test_without_an_acceptable_size_the_fastest_cold_start_wins() -> None:
     options = [MemoryChoice(256, 1.0, 5000.0, 1.0), MemoryChoice(1024, 2.0, 1500.0, 1.0)]
     assert recommend_memory(options, max_init_ms=100.0).memory_mb == 1024
+
+
+def test_media_costs_of_a_million_messages_with_30_percent_voice_notes_and_10_percent_photos() -> None:
+    from benchmarks.cost import MediaMix, MediaPrices, media_cost_lines, ocr_cost  # noqa: PLC0415
+
+    lines = media_cost_lines(MediaMix(), MediaPrices(), PRICES, ai_memory_mb=256)
+    by_unit = {line.unit: line for line in lines}
+    # 300,000 voice notes of 20 s = 100,000 audio minutes at $0.002.
+    assert by_unit["audio minutes"].quantity == pytest.approx(100_000)
+    assert by_unit["audio minutes"].cost == pytest.approx(200.0)
+    # 100,000 photos of 2,099 tokens = 209.9M tokens at $0.10 per million.
+    assert by_unit["M tokens"].cost == pytest.approx(20.99)
+    # (300,000 x 1.3 s + 100,000 x 0.3 s) x 0.25 GB = 105,000 GB-s.
+    assert by_unit["GB-s"].quantity == pytest.approx(105_000)
+    assert by_unit["WRU"].quantity == pytest.approx(600_000)
+    assert ocr_cost(1000, MediaPrices()) == pytest.approx(2.0)

@@ -9,7 +9,17 @@ from typing import Any
 import pytest
 
 from tests.support import CORPUS, ROOT
-from wa_assistant.records import InboundMessage, Location, Media
+from wa_assistant.records import (
+    InboundMessage,
+    Location,
+    Media,
+    Order,
+    OrderItem,
+    Referral,
+    ReferredProduct,
+    SharedContact,
+    SharedContactPhone,
+)
 from wa_assistant.webhook.digest import WebhookDigest, digest_webhook, flow_reply_summary
 from wa_assistant.webhook.payload import InvalidJsonError, parse_webhook
 
@@ -127,6 +137,58 @@ def test_context_quoted_message_and_forwarded(every_type: dict[str, InboundMessa
     assert every_type["020"].forwarded
     assert every_type["020"].context_message_id is None
     assert not every_type["021"].forwarded
+
+
+def test_contacts_order_and_ad_reach_the_record(every_type: dict[str, InboundMessage]) -> None:
+    assert every_type["008"].contacts == (
+        SharedContact(
+            name="Ana Pérez",
+            phones=(SharedContactPhone(phone="+34 600 000 000", wa_id="34600000000", type="CELL"),),
+        ),
+    )
+    assert every_type["015"].order == Order(
+        catalog_id="550000000000001",
+        items=(OrderItem(product_retailer_id="sku-1", quantity=1, item_price=9.5, currency="EUR"),),
+    )
+    assert every_type["017"].referral == Referral(
+        source_type="ad", source_url="https://fb.me/example", headline="Spring sale", media_type="image"
+    )
+    others = [m for n, m in every_type.items() if n not in ("008", "015", "017")]
+    assert all(not m.contacts and m.order is None and m.referral is None for m in others)
+    # Old records (written before these fields existed) still parse.
+    new_fields = {"contacts", "order", "referral", "referred_product"}
+    old = every_type["001"].model_dump(mode="json", exclude=new_fields)
+    assert InboundMessage.model_validate(old) == every_type["001"]
+
+
+@pytest.mark.skipif(not WEBHOOKS.is_dir(), reason="public corpus not present")
+def test_corpus_contacts_order_referral_and_product_inquiry() -> None:
+    [contacts] = digest_of((WEBHOOKS / "contacts.json").read_bytes()).messages
+    assert contacts.contacts == (
+        SharedContact(
+            name="Lucía Gómez",
+            company="Google",
+            phones=(SharedContactPhone(phone="+1 (983) 555-2319", wa_id="19835552319", type="MOBILE"),),
+        ),
+    )
+    [order] = digest_of((WEBHOOKS / "order.json").read_bytes()).messages
+    assert order.order is not None
+    assert order.order.text is None  # Meta sends "" when the user wrote no note
+    assert [(i.product_retailer_id, i.quantity, i.item_price, i.currency) for i in order.order.items] == [
+        ("di9ozbzfi4", 2, 30, "USD"),
+        ("nqryix03ez", 1, 25, "USD"),
+    ]
+    [ad] = digest_of((WEBHOOKS / "referral_click_to_whatsapp_ad.json").read_bytes()).messages
+    assert ad.referral is not None
+    assert (ad.referral.headline, ad.referral.body, ad.referral.welcome_message) == (
+        "Chat with us",
+        "Summer Succulents are here!",
+        "Hi there! Let us know how we can help!",
+    )
+    [inquiry] = digest_of((WEBHOOKS / "text_reply_context_product_inquiry.json").read_bytes()).messages
+    assert inquiry.referred_product == ReferredProduct(
+        catalog_id="194836987003835", product_retailer_id="di9ozbzfi4"
+    )
 
 
 def test_username_only_sender_uses_the_bsuid() -> None:

@@ -10,9 +10,9 @@ of order). Each record ends in one outcome:
   attempt. The record is reported in `batchItemFailures` and comes back after an
   exponential backoff with equal jitter on its count of real attempts (at least
   the server's Retry-After, at most MAX_BACKOFF_SECONDS).
-- `RetryLater(..., counts_as_attempt=False)` (no time left in this invocation,
-  another invocation is on it): nothing was tried, so nothing is counted; the
-  record comes back after a short delay.
+- `RetryLater(..., counts_as_attempt=False)` (another invocation is on it) and
+  `NoTimeLeft` (no time left in this invocation for the next call): nothing was
+  tried, so nothing is counted; the record comes back after a short delay.
 - skipped: never counted; it comes back with its group.
 - parked: copied to the dead-letter queue (with its group and deduplication id)
   and acknowledged, with an error log line and the MessagesParked metric (the
@@ -59,6 +59,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from wa_assistant.aws.queue import MessageQueue, QueueItem, sqs_client
+from wa_assistant.deadline import NoTimeLeft
 from wa_assistant.observability import logger, metrics
 
 MAX_BACKOFF_SECONDS = 900
@@ -255,7 +256,8 @@ class FifoBatch:
         """Handle every record; report those that must come back (Powertools' response shape).
 
         `context` keeps the signature of Powertools' process_partial_response; it is not read
-        here, the handlers check the time left themselves (wa_assistant.aws.deadline).
+        here: the handlers check the time left before each call (wa_assistant.deadline) and
+        raise NoTimeLeft, which comes back as an uncounted retry.
         """
         records = [SQSRecord(raw) for raw in event["Records"]]
         groups: dict[str, list[SQSRecord]] = {}
@@ -293,6 +295,8 @@ class FifoBatch:
             return self._park(record, parked.reason)
         except RetryLater as retry:
             return self._failed(record, retry.reason, retry.retry_after, counted=retry.counts_as_attempt)
+        except NoTimeLeft as late:  # a call was not started: nothing was tried
+            return self._failed(record, str(late), None, counted=False)
         except Exception as error:  # a bug or an unclassified failure: a counted attempt, with its traceback
             return self._failed(record, f"{type(error).__name__}: {error}", None, counted=True, error=error)
         return _Done()

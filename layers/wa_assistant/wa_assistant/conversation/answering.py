@@ -1,19 +1,24 @@
-"""Answer one inbound message: typing indicator, model call, reply, memory.
+"""Answer one inbound message: typing indicator, understanding, model call, reply, memory.
 
 This is the unit the AI function runs once per wamid (under Powertools
 idempotency, in the handler). Order matters:
 
 1. A `TypingIndicator` goes on the outbound FIFO queue first (same group as the
    reply, so the send function marks the message read and shows "typing…"
-   before the answer arrives). Fallback replies get the same record: it is
-   WhatsApp's read receipt (blue ticks) as much as a typing indicator, and a
-   sticker or voice note deserves to show as read like a text does; the
-   "typing…" it adds is cleared by the reply right behind it. (A read-only
-   receipt would need a new outbound record kind for no visible difference.)
-2. The model is asked (memory turns + question, within the prompt budget).
-3. The `TextReply` goes on the outbound queue (unless `hooks` take over: the
+   before the answer arrives), before any (slower) media work. Honest and
+   fallback replies get the same record: it is WhatsApp's read receipt (blue
+   ticks) as much as a typing indicator, and a sticker or a video deserves to
+   show as read like a text does; the "typing…" it adds is cleared by the reply
+   right behind it. (A read-only receipt would need a new outbound record kind
+   for no visible difference.)
+2. The message is understood (`conversation.understanding`): a voice note is
+   transcribed, a photo downloaded, a document read; a media that cannot be read
+   gets its honest reply here.
+3. The model is asked (memory turns + the message, within the prompt budget; a
+   message with an image goes to the vision model).
+4. The `TextReply` goes on the outbound queue (unless `hooks` take over: the
    model handed the conversation to a person, see `conversation.conductor`).
-4. Memory is updated last and best-effort: the answer is already on its way, and
+5. Memory is updated last and best-effort: the answer is already on its way, and
    failing now would make the redelivery ask the model again and, after SQS's
    5-minute deduplication window, send the user a second answer.
 """
@@ -22,29 +27,39 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from wa_assistant.aws.queue import MessageQueue, QueueItem
-from wa_assistant.conversation.memory import ConversationMemory, Turn, remember
+from wa_assistant.conversation.memory import ConversationMemory, Turn, remember, truncate
 from wa_assistant.conversation.prompt import (
-    AskModel,
     ChatMessage,
-    SendFallback,
     build_chat_messages,
     profile_name_note,
     render_system_prompt,
 )
-from wa_assistant.model.chat import ChatCompletion
+from wa_assistant.conversation.understanding import (
+    MediaReader,
+    Read,
+    Reply,
+    UnderstandingSettings,
+    Understood,
+    understand,
+)
+from wa_assistant.deadline import HasTime, ensure_time, unlimited
+from wa_assistant.model.chat import DEFAULT_MODEL, ChatCompletion
 from wa_assistant.observability import logger, metrics
 from wa_assistant.records import InboundMessage, Recipient, TextReply, TypingIndicator, sqs_safe_id
 
-Outcome = Literal["answered", "fallback"]
+Outcome = Literal["answered", "fallback", "honest_reply"]
 
 
 class ChatModel(Protocol):
     def complete(
-        self, messages: Sequence[ChatMessage], tools: Sequence[Mapping[str, Any]] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[Mapping[str, Any]] = (),
+        model: str | None = None,
     ) -> ChatCompletion: ...
 
 
@@ -68,8 +83,10 @@ class AnswerSettings:
 
     system_prompt: str
     business_name: str
-    fallback_reply: str
     prompt_budget_chars: int
+    vision_model: str = DEFAULT_MODEL
+    """The model that reads images (VisionModel); text-only messages go to MistralModel."""
+    understanding: UnderstandingSettings = field(default_factory=UnderstandingSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AnswerSettings:
@@ -77,10 +94,14 @@ class AnswerSettings:
         return cls(
             system_prompt=env.get("SYSTEM_PROMPT", ""),
             business_name=env.get("BUSINESS_NAME", ""),
-            fallback_reply=env.get("FALLBACK_REPLY", "").strip()
-            or "Thanks! I can only read text messages for now. Could you type your question?",
             prompt_budget_chars=int(env.get("PROMPT_BUDGET_CHARS") or "12000"),
+            vision_model=env.get("VISION_MODEL") or env.get("MISTRAL_MODEL") or DEFAULT_MODEL,
+            understanding=UnderstandingSettings.from_env(env),
         )
+
+    @property
+    def fallback_reply(self) -> str:
+        return self.understanding.replies.fallback
 
 
 class Answerer:
@@ -93,36 +114,38 @@ class Answerer:
         outbound: MessageQueue,
         model: ChatModel,
         memory: ConversationMemory,
+        reader: MediaReader,
+        model_call_seconds: float = 30.0,
+        has_time: HasTime = unlimited,
         hooks: AnswerHooks | None = None,
     ) -> None:
         self.settings = settings
         self.outbound = outbound
         self.model = model
         self.memory = memory
+        self.reader = reader
+        self.model_call_seconds = model_call_seconds
+        self.has_time = has_time
         self.hooks = hooks
 
-    def answer(self, message: InboundMessage, plan: AskModel | SendFallback) -> Outcome | str:
-        if isinstance(plan, SendFallback):
-            self._send_typing_indicator(message)  # marks it read: see the module docstring
-            self._send_reply(message, self.settings.fallback_reply)
-            logger.info(
-                "Sent the fallback reply", extra={"reason": plan.reason, "message_type": message.type}
-            )
-            metrics.add_metric(name="FallbackReplies", unit="Count", value=1)
-            return "fallback"
-        self._send_typing_indicator(message)
+    def answer(self, message: InboundMessage, plan: Read | Reply) -> Outcome | str:
+        self._send_typing_indicator(message)  # before the media work; for a reply, the read receipt
+        if isinstance(plan, Reply):
+            self._honest_reply(message, plan)
+            return "fallback" if plan.text == self.settings.fallback_reply else "honest_reply"
+        understood = understand(message, self.settings.understanding, self.reader)
+        if isinstance(understood, Reply):
+            self._honest_reply(message, understood)
+            return "honest_reply"
         turns = self.memory.load(message.conversation_id)
-        system_prompt = render_system_prompt(
-            self.settings.system_prompt, business_name=self.settings.business_name
+        chat, question = self._chat_messages(message, turns, understood)
+        images = understood.images
+        ensure_time(self.has_time, self.model_call_seconds, "the model")
+        completion = self.model.complete(
+            chat,
+            self.hooks.tools() if self.hooks else (),
+            model=self.settings.vision_model if images else None,
         )
-        chat, question = build_chat_messages(
-            system_prompt=system_prompt,
-            turns=turns,
-            question=plan.question,
-            budget_chars=self.settings.prompt_budget_chars,
-            user_note=profile_name_note(self.settings.system_prompt, message.sender.profile_name),
-        )
-        completion = self.model.complete(chat, self.hooks.tools() if self.hooks else ())
         self._record_completion(completion, remembered_turns=sum(m.role == "assistant" for m in chat))
         if self.hooks is not None:
             handled = self.hooks.after_completion(message, turns, question, completion)
@@ -130,8 +153,41 @@ class Answerer:
                 return handled
         self._send_reply(message, completion.text)
         metrics.add_metric(name="MessagesAnswered", unit="Count", value=1)
-        self._remember(message, turns, Turn(user=question, assistant=completion.text))
+        remembered = understood.remembered
+        if remembered is None:
+            remembered = question  # what the model read, as cut to the budget
+        else:  # a short line standing for an image: never the image
+            remembered = truncate(remembered, self.settings.understanding.document_chars)
+        self._remember(message, turns, Turn(user=remembered, assistant=completion.text))
         return "answered"
+
+    def _chat_messages(
+        self, message: InboundMessage, turns: list[Turn], understood: Understood
+    ) -> tuple[list[ChatMessage], str]:
+        """System prompt, memory and the message within the budget; images go after the (cut) text."""
+        system_prompt = render_system_prompt(
+            self.settings.system_prompt, business_name=self.settings.business_name
+        )
+        return build_chat_messages(
+            system_prompt=system_prompt,
+            turns=turns,
+            question=understood.text,
+            budget_chars=self.settings.prompt_budget_chars,
+            user_note=profile_name_note(self.settings.system_prompt, message.sender.profile_name),
+            images=understood.images,
+        )
+
+    def _honest_reply(self, message: InboundMessage, reply: Reply) -> None:
+        self._send_reply(message, reply.text)
+        fallback = reply.text == self.settings.fallback_reply
+        logger.info(
+            "Sent the fallback reply" if fallback else "Sent an honest reply (no model call)",
+            extra={"reason": reply.reason, "message_type": message.type},
+        )
+        metrics.add_metric(name="FallbackReplies" if fallback else "HonestReplies", unit="Count", value=1)
+        if reply.remembered is not None:
+            turns = self.memory.load(message.conversation_id) if self.memory.enabled else []
+            self._remember(message, turns, Turn(user=reply.remembered, assistant=reply.text))
 
     def send_reply(self, message: InboundMessage, text: str) -> None:
         """A reply that is not the model's (conversation control's confirmations), quoting the message."""

@@ -37,7 +37,7 @@ from wa_assistant.conversation.memory import (
     remember_assistant_only,
     remember_user_only,
 )
-from wa_assistant.conversation.prompt import CAPTIONED_MEDIA_NOTES, TEXT_TYPES, AskModel, SendFallback
+from wa_assistant.conversation.understanding import TEXT_TYPES, Read, Reply, describe
 from wa_assistant.model.chat import ChatCompletion
 from wa_assistant.observability import logger, metrics
 from wa_assistant.records import InboundMessage, OwnerEcho, sqs_safe_id
@@ -80,16 +80,29 @@ def keyword_text(message: InboundMessage) -> str | None:
     return message.text if message.type in TEXT_TYPES else None
 
 
-def remembered_text(message: InboundMessage, plan: AskModel | SendFallback) -> str:
-    """A message as memory keeps it: what the model would have read, or what kind of message it was."""
-    if isinstance(plan, AskModel):
-        return plan.question
+def remembered_text(message: InboundMessage, plan: Read | Reply) -> str:
+    """A message as memory keeps it when it is not answered (paused, handed off): what the model
+    would have read when that needs no media work, or what kind of message it was."""
+    if isinstance(plan, Read) and plan.kind == "text":
+        return describe(message)
+    if isinstance(plan, Reply) and plan.remembered:
+        return plan.remembered
     return f"(sent a {message.type} message)"
+
+
+ECHO_NOTES = {
+    "image": "(sent an image)",
+    "video": "(sent a video)",
+    "document": "(sent a document)",
+    "audio": "(sent a voice message)",
+    "sticker": "(sent a sticker)",
+}
+"""What memory keeps of the owner's media messages (an echo carries no media we read)."""
 
 
 def echo_text(echo: OwnerEcho) -> str:
     """The owner's message as memory keeps it (an assistant turn)."""
-    note = CAPTIONED_MEDIA_NOTES.get(echo.type)
+    note = ECHO_NOTES.get(echo.type)
     if echo.text and echo.type == "text":
         return echo.text
     if echo.text and note:
@@ -120,7 +133,7 @@ class Conductor:
         return self.answerer.memory
 
     # ------------------------------------------------------------ user messages
-    def handle(self, message: InboundMessage, plan: AskModel | SendFallback) -> str:
+    def handle(self, message: InboundMessage, plan: Read | Reply) -> str:
         """Answer, or not, one user message; returns the outcome (kept by the idempotency record)."""
         now = self.clock()
         day = utc_day(now)

@@ -1,23 +1,10 @@
-"""How the assistant reads one inbound message: what to ask the model, or why not to.
+"""The request to the model: system prompt, memory turns, the user's message, within the budget.
 
-What each WhatsApp message type gets (never a crash, whatever Meta sends):
-
-=====================================================  ==================================================
-message                                                outcome
-=====================================================  ==================================================
-text, button, interactive                              its text goes to the model
-image, video, document *with* a caption                caption + "(sent an image)" note goes to the model
-location                                               "📍 shared a location: name, address (lat, lon)"
-                                                       goes to the model
-audio, voice, sticker, contacts, order, unsupported,   FALLBACK_REPLY, no model call
-any unknown type, media without caption, a text-like
-message without text
-reaction, system                                       no reply at all (logged, MessagesIgnored metric)
-=====================================================  ==================================================
-
-Then the request is: the system prompt (SYSTEM_PROMPT with {business_name}
-filled in), the remembered turns as alternating user/assistant messages, and
-the user's text, all within PROMPT_BUDGET_CHARS (see `memory.fit_to_budget`).
+The request is: the system prompt (SYSTEM_PROMPT with {business_name} filled in),
+the remembered turns as alternating user/assistant messages, and the user's
+message, all within PROMPT_BUDGET_CHARS (see `memory.fit_to_budget`). What the
+user's message becomes for each WhatsApp message type (a transcript, an image, a
+document's text...) is decided in `conversation.understanding`.
 
 The system message never holds text a WhatsApp user controls: the profile name
 is chosen by the user ("Ignore all previous instructions" is a valid name), and
@@ -37,87 +24,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from wa_assistant.conversation.memory import Turn, fit_to_budget
-from wa_assistant.records import InboundMessage, Location
+from wa_assistant.model.content import ContentPart, ImagePart, TextPart
 
-TEXT_TYPES = frozenset({"text", "button", "interactive"})
-CAPTIONED_MEDIA_NOTES = {
-    "image": "(sent an image)",
-    "video": "(sent a video)",
-    "document": "(sent a document)",
-}
-IGNORED_TYPES = frozenset({"reaction", "system"})
 NEUTRAL_USER_NAME = "the customer"
 """What {user_name} becomes in the system prompt (the real name goes in the user's message)."""
 MAX_PROFILE_NAME_CHARS = 64
 """WhatsApp profile names are short (25 characters in the app); anything longer is cut."""
 
-
-@dataclass(frozen=True, slots=True)
-class AskModel:
-    """Answer with the model; `question` is the user's message as the model reads it."""
-
-    question: str
-
-
-@dataclass(frozen=True, slots=True)
-class SendFallback:
-    """Answer with FALLBACK_REPLY: the assistant cannot read this message."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Ignore:
-    """Send nothing: the message expects no answer."""
-
-    reason: str
-
-
-ReplyPlan = AskModel | SendFallback | Ignore
+Content = str | tuple[ContentPart, ...]
 
 
 class ChatMessage(BaseModel):
-    """One chat-completions message."""
+    """One chat-completions message; a user message may be a list of parts (text, images)."""
 
     model_config = ConfigDict(frozen=True)
 
     role: Literal["system", "user", "assistant"]
-    content: str
-
-
-def plan_reply(message: InboundMessage) -> ReplyPlan:
-    """Decide how to answer a message from its type (the table in the module docstring)."""
-    kind = message.type
-    if kind in IGNORED_TYPES:
-        return Ignore(f"{kind} messages get no reply")
-    if kind in TEXT_TYPES:
-        text = (message.text or "").strip()
-        return AskModel(text) if text else SendFallback(f"{kind} message without text")
-    if kind in CAPTIONED_MEDIA_NOTES:
-        return _plan_media(message)
-    if kind == "location" and message.location is not None:
-        return AskModel(describe_location(message.location))
-    return SendFallback(f"{kind} messages cannot be read")
-
-
-def _plan_media(message: InboundMessage) -> ReplyPlan:
-    caption = ((message.media.caption if message.media else None) or message.text or "").strip()
-    if not caption:
-        return SendFallback(f"{message.type} without caption")
-    return AskModel(f"{caption}\n\n{CAPTIONED_MEDIA_NOTES[message.type]}")
-
-
-def describe_location(location: Location) -> str:
-    """A shared location as a sentence the model can read."""
-    place = ", ".join(part for part in (location.name, location.address) if part)
-    coordinates = f"({location.latitude}, {location.longitude})"
-    return f"📍 shared a location: {place} {coordinates}" if place else f"📍 shared a location: {coordinates}"
+    content: Content
 
 
 def within_service_window(sent_at: int, now: float, window_hours: float) -> bool:
@@ -160,12 +88,13 @@ def build_chat_messages(
     question: str,
     budget_chars: int,
     user_note: str | None = None,
+    images: Sequence[ImagePart] = (),
 ) -> tuple[list[ChatMessage], str]:
     """The messages to send (system, memory as user/assistant pairs, question) and the question as sent.
 
     `user_note` (see `profile_name_note`) opens the last user message (after remembered user-only
     turns are joined into it) and counts against the budget; the question returned (what memory
-    keeps) does not carry it.
+    keeps) does not carry it. `images` go after the (cut) text of the last user message.
     """
     prefix = f"{user_note}\n\n" if user_note else ""
     kept, question = fit_to_budget(
@@ -178,11 +107,13 @@ def build_chat_messages(
             history.append(ChatMessage(role="user", content=turn.user))
         if turn.assistant:
             history.append(ChatMessage(role="assistant", content=turn.assistant))
-    history.append(ChatMessage(role="user", content=question))
+    history.append(
+        ChatMessage(role="user", content=(TextPart(text=question), *images) if images else question)
+    )
     conversation = alternate_roles(history)
     if prefix:
         last = conversation[-1]
-        conversation[-1] = ChatMessage(role=last.role, content=prefix + last.content)
+        conversation[-1] = ChatMessage(role=last.role, content=_joined(prefix.rstrip("\n"), last.content))
     return messages + conversation, question
 
 
@@ -196,9 +127,20 @@ def alternate_roles(history: Sequence[ChatMessage]) -> list[ChatMessage]:
     merged: list[ChatMessage] = []
     for message in history:
         if merged and merged[-1].role == message.role:
-            merged[-1] = ChatMessage(role=message.role, content=f"{merged[-1].content}\n\n{message.content}")
+            merged[-1] = ChatMessage(role=message.role, content=_joined(merged[-1].content, message.content))
         else:
             merged.append(message)
     if merged and merged[0].role == "assistant":
         merged.insert(0, ChatMessage(role="user", content=EARLIER_MESSAGES_NOT_SHOWN))
     return merged
+
+
+def _joined(first: Content, second: Content) -> Content:
+    """Two contents of one role as one: text joined by a blank line; parts kept in order."""
+    if isinstance(first, str) and isinstance(second, str):
+        return f"{first}\n\n{second}"
+    return (*_parts(first), *_parts(second))
+
+
+def _parts(content: Content) -> tuple[ContentPart, ...]:
+    return (TextPart(text=content),) if isinstance(content, str) else content

@@ -91,10 +91,17 @@ class MistralSettings(BaseModel):
 
 
 def chat_completion_request(
-    settings: MistralSettings, messages: Sequence[ChatMessage], tools: Sequence[Mapping[str, Any]] = ()
+    settings: MistralSettings,
+    messages: Sequence[ChatMessage],
+    tools: Sequence[Mapping[str, Any]] = (),
+    model: str | None = None,
 ) -> dict[str, Any]:
-    """The JSON body of one chat-completions call; `tools` (function definitions) with tool_choice auto."""
-    body: dict[str, Any] = {"model": settings.model, "messages": [m.model_dump() for m in messages]}
+    """The JSON body of one chat-completions call: `tools` (function definitions) with tool_choice
+    auto; `model` overrides the configured one (vision)."""
+    body: dict[str, Any] = {
+        "model": model or settings.model,
+        "messages": [m.model_dump(mode="json") for m in messages],
+    }
     if tools:
         body["tools"] = [dict(tool) for tool in tools]
         body["tool_choice"] = "auto"
@@ -375,11 +382,14 @@ class MistralClient:
         )
 
     def complete(
-        self, messages: Sequence[ChatMessage], tools: Sequence[Mapping[str, Any]] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[Mapping[str, Any]] = (),
+        model: str | None = None,
     ) -> ChatCompletion:
         """The reply: text to send, or a call of one of `tools` (then the text may be empty)."""
         key = self._api_key()  # cached by the secrets module; read per call so a rotation is picked up
-        body = chat_completion_request(self.settings, messages, tools)
+        body = chat_completion_request(self.settings, messages, tools, model)
         started = time.perf_counter()
         try:
             response = self._http.post(self.url, json=body, headers={"Authorization": f"Bearer {key}"})

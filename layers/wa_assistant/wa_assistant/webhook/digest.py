@@ -6,6 +6,9 @@ Plain functions over the webhook models; no AWS, no HTTP, no logging. Decisions:
 - `text` is the user-visible text only: text body, template button text,
   interactive reply title, Flow reply (body + answers), media caption;
   order, location, contacts, reaction, system and unknown types carry none;
+- what the user saw is kept as structured fields instead: shared contact cards,
+  an order's items and note, the ad a user came from (`referral`), the product
+  they asked about (`context.referred_product`), media ids, the location;
 - a message whose sender cannot be built is reported as skipped, not raised;
 - statuses and value-level errors are reported for logs and metrics, never enqueued;
 - every `smb_message_echoes` item (the owner wrote from the WhatsApp Business app)
@@ -263,6 +266,17 @@ def inbound_message(metadata: Metadata, message: WebhookMessage, contact: Contac
             "context_message_id": context.id if context else None,
             "forwarded": bool(context and (context.forwarded or context.frequently_forwarded)),
             "group_id": message.group_id,
+            "contacts": contacts_of(message) if message.contacts else (),
+            "order": order_of(message) if message.order is not None else None,
+            "referral": referral_of(message) if message.referral is not None else None,
+            "referred_product": (
+                {
+                    "catalog_id": context.referred_product.catalog_id,
+                    "product_retailer_id": context.referred_product.product_retailer_id,
+                }
+                if context is not None and context.referred_product is not None
+                else None
+            ),
         }
     )
 
@@ -348,6 +362,64 @@ def location_of(message: WebhookMessage) -> dict[str, Any] | None:
         "name": location.name,
         "address": location.address,
         "url": location.url,
+    }
+
+
+def contacts_of(message: WebhookMessage) -> list[dict[str, Any]]:
+    """The record's `contacts`: each card's name, company, phones, emails and web addresses."""
+    cards = []
+    for card in message.contacts or ():
+        name = card.name
+        full_name = None
+        if name is not None:
+            full_name = name.formatted_name or " ".join(p for p in (name.first_name, name.last_name) if p)
+        cards.append(
+            {
+                "name": full_name or None,
+                "company": card.org.company if card.org else None,
+                "phones": [
+                    {"phone": phone.phone, "wa_id": phone.wa_id, "type": phone.type}
+                    for phone in card.phones or ()
+                ],
+                "emails": [e.email for e in card.emails or () if e.email],
+                "urls": [u.url for u in card.urls or () if u.url],
+            }
+        )
+    return cards
+
+
+def order_of(message: WebhookMessage) -> dict[str, Any] | None:
+    """The record's `order`: catalogue, the user's note and every item as Meta sent it."""
+    order = message.order
+    if order is None:
+        return None
+    return {
+        "catalog_id": order.catalog_id,
+        "text": order.text or None,
+        "items": [
+            {
+                "product_retailer_id": item.product_retailer_id,
+                "quantity": item.quantity,
+                "item_price": item.item_price,
+                "currency": item.currency,
+            }
+            for item in order.product_items or ()
+        ],
+    }
+
+
+def referral_of(message: WebhookMessage) -> dict[str, Any] | None:
+    """The record's `referral`: what the ad the user tapped said (ids and tracking data left out)."""
+    referral = message.referral
+    if referral is None:
+        return None
+    return {
+        "source_type": referral.source_type,
+        "source_url": referral.source_url,
+        "headline": referral.headline,
+        "body": referral.body,
+        "media_type": referral.media_type,
+        "welcome_message": referral.welcome_message.text if referral.welcome_message else None,
     }
 
 

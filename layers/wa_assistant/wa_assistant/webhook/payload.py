@@ -202,6 +202,10 @@ class Identity(_Part):
     hash: str | None = None
 
 
+class WelcomeMessage(_Part):
+    text: str | None = None
+
+
 class Referral(_Part):
     """Click-to-WhatsApp ad the user came from."""
 
@@ -215,6 +219,7 @@ class Referral(_Part):
     video_url: str | None = None
     thumbnail_url: str | None = None
     ctwa_clid: str | None = None
+    welcome_message: WelcomeMessage | None = None
 
 
 class SharedContactName(_Part):
@@ -229,11 +234,28 @@ class SharedContactPhone(_Part):
     type: str | None = None
 
 
+class SharedContactOrg(_Part):
+    company: str | None = None
+    department: str | None = None
+    title: str | None = None
+
+
+class SharedContactEmail(_Part):
+    email: str | None = None
+
+
+class SharedContactUrl(_Part):
+    url: str | None = None
+
+
 class SharedContact(_Part):
-    """A vCard the user shared (a `contacts` message); other vCard fields are ignored."""
+    """A vCard the user shared (a `contacts` message); addresses and birthday are ignored."""
 
     name: SharedContactName | None = None
+    org: SharedContactOrg | None = None
     phones: list[SharedContactPhone] | None = None
+    emails: list[SharedContactEmail] | None = None
+    urls: list[SharedContactUrl] | None = None
 
 
 class UnsupportedContent(_Part):

@@ -30,7 +30,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from wa_assistant.aws.batch import ParkInDeadLetterQueue, RetryLater
-from wa_assistant.aws.deadline import ensure_time_for_call
+from wa_assistant.deadline import ensure_time, for_context
 from wa_assistant.observability import logger, metrics
 from wa_assistant.records import TextReply, TypingIndicator
 from wa_assistant.whatsapp.graph import (
@@ -172,7 +172,7 @@ class OutboundDelivery:
             metrics.add_metric(name="BlankRepliesSkipped", unit="Count", value=1)
             return
         for index, part in enumerate(parts):
-            ensure_time_for_call(self._context, self._seconds_per_call, "a Graph call")
+            ensure_time(for_context(self._context), self._seconds_per_call, "a Graph call")
             quoted = reply.inbound_message_id if self._quote and index == 0 else None
             try:
                 self._send_part_once(
