@@ -13,6 +13,12 @@ can be delivered out of order, and a DeleteMessage racing a SendMessage can lose
 message. moto has no setting for any of this, so `_patch_sqs_fifo` fixes them
 (moto stays the implementation; this serialises and completes it).
 
+moto also reads the clock anew for each message of a scan: a message of a group whose
+visibility ran out *during* a ReceiveMessage was delivered alone, ahead of the earlier messages
+of its group that the same scan had already passed over as locked (seen in the worker-crash
+e2e test). Each locked scan therefore runs on one reading of the clock (`wall_clock_ms`, frozen
+per thread for the scan).
+
 `apply()` patches the process it runs in (moto server or in-process `mock_aws`); it is idempotent.
 """
 
@@ -26,6 +32,21 @@ from typing import Any
 _applied = False
 
 DEDUPLICATION_WINDOW_MS = 5 * 60 * 1000
+_scan = threading.local()
+"""The clock reading of the receive scan this thread is running, if any."""
+
+
+def wall_clock_ms() -> float:
+    """The time moto's SQS models see, in milliseconds (tests replace it with a moving clock)."""
+    from moto.core import utils  # noqa: PLC0415
+
+    return float(utils.unix_time_millis())
+
+
+def _sqs_clock() -> float:
+    """What moto's SQS models read as the time: the scan's one reading during a receive, else the wall."""
+    frozen: float | None = getattr(_scan, "now", None)
+    return wall_clock_ms() if frozen is None else frozen
 
 
 def apply() -> None:  # noqa: PLR0915 - one patch, kept together so it reads as one
@@ -34,8 +55,10 @@ def apply() -> None:  # noqa: PLR0915 - one patch, kept together so it reads as 
     if _applied:
         return
     _applied = True
-    from moto.core.utils import unix_time_millis  # noqa: PLC0415
     from moto.sqs import models  # noqa: PLC0415 - patch before the server imports the backends
+
+    # Every clock read of moto's SQS models goes through it (moto calls it without an argument).
+    models.unix_time_millis = _sqs_clock  # type: ignore[attr-defined,assignment]
 
     original_add_message = models.Queue.add_message
     lock = threading.Lock()
@@ -97,14 +120,18 @@ def apply() -> None:  # noqa: PLR0915 - one patch, kept together so it reads as 
         deadline = time.monotonic() + (wait_seconds_timeout or 0)
         while True:
             with queue_lock(queue):
-                # A message whose visibility expired is no longer in flight. moto forgets it lazily,
-                # one message at a time during the scan, so a group whose two failed messages come
-                # back a few ms apart would deliver the second first; forget them all first.
-                for message in [m for m in queue.pending_messages if m.visible]:
-                    queue.pending_messages.discard(message)
-                result: list[Any] = original_receive(
-                    self, queue_name, count, 0, visibility_timeout, message_attribute_names
-                )
+                _scan.now = wall_clock_ms()  # one reading for the whole scan, see the module docstring
+                try:
+                    # A message whose visibility expired is no longer in flight. moto forgets it lazily,
+                    # one message at a time during the scan, so a group whose two failed messages come
+                    # back a few ms apart would deliver the second first; forget them all first.
+                    for message in [m for m in queue.pending_messages if m.visible]:
+                        queue.pending_messages.discard(message)
+                    result: list[Any] = original_receive(
+                        self, queue_name, count, 0, visibility_timeout, message_attribute_names
+                    )
+                finally:
+                    _scan.now = None
             remaining = deadline - time.monotonic()
             if result or remaining <= 0:
                 return result
@@ -120,7 +147,7 @@ def apply() -> None:  # noqa: PLR0915 - one patch, kept together so it reads as 
     # queue's messages, and it counts them (through `Queue.attributes`) several times per message
     # sent: sends get quadratic, 0.6 s per batch at 1,000 queued messages. Same answers, one clock read.
     def _split(queue: Any) -> tuple[int, int, int, list[Any]]:
-        now = unix_time_millis()
+        now = _sqs_clock()
         visible: list[Any] = []
         not_visible = delayed = 0
         for message in queue._messages:
