@@ -8,7 +8,7 @@ import urllib.parse
 import pytest
 
 from local_stack import LocalStack
-from local_stack.webhooks import message_webhook, sticker_message, text_message, wamid_of
+from local_stack.webhooks import message_webhook, new_wamid, text_message, wamid_of
 from tests.e2e.helpers import calls_about, new_user, send_text, settle, texts_to
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -49,10 +49,19 @@ def test_two_turns_answered_in_order_with_memory(stack: LocalStack) -> None:
     assert sorted(read_receipts) == sorted([first, second])
 
 
-def test_a_sticker_is_marked_read_and_gets_the_fallback_reply_without_a_model_call(stack: LocalStack) -> None:
+def test_an_unreadable_message_is_marked_read_and_gets_the_fallback_reply_without_a_model_call(
+    stack: LocalStack,
+) -> None:
     assert stack.topology is not None
     user = new_user()
-    body = message_webhook(user, sticker_message())
+    # A message type WhatsApp itself does not support (Meta's `unsupported` with error 131051):
+    # nothing in it can be read, so the FallbackReply is the honest answer.
+    unsupported = {
+        "id": new_wamid(),
+        "type": "unsupported",
+        "errors": [{"code": 131051, "title": "Message type unknown", "message": "Message type unknown"}],
+    }
+    body = message_webhook(user, unsupported)
     wamid = wamid_of(body)
     model_calls = len(stack.mistral.calls())
     assert stack.post_webhook(body)[0] == 200
@@ -63,7 +72,7 @@ def test_a_sticker_is_marked_read_and_gets_the_fallback_reply_without_a_model_ca
     assert reply["text"] == stack.topology.parameters["FallbackReply"]
     assert reply["context_message_id"] == wamid
     receipts = [r for r in stack.sink.receipts() if r["message_id"] == wamid]
-    assert len(receipts) == 1  # the sticker shows as read, as a text message does
+    assert len(receipts) == 1  # it shows as read, as a text message does
     assert receipts[0]["time"] <= reply["time"]  # read (and "typing…") before the answer
     assert len(stack.mistral.calls()) == model_calls
 
