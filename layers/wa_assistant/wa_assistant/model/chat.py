@@ -361,6 +361,25 @@ def _validation_item(item: Any) -> str:
     return f"{location}: {problem}" if location else problem
 
 
+def post_to_mistral(http: httpx.Client, url: str, key: str, **request: Any) -> tuple[httpx.Response, float]:
+    """One POST with the Bearer key to a Mistral endpoint (chat, transcription, OCR): the response
+    and its latency in ms. No response at all (timeout, refused or dropped connection) raises the
+    classified, retryable MistralError."""
+    started = time.perf_counter()
+    try:
+        response = http.post(url, headers={"Authorization": f"Bearer {key}"}, **request)
+    except httpx.TransportError as error:
+        raise classify_mistral_error(None, {}, type(error).__name__) from None
+    return response, (time.perf_counter() - started) * 1000
+
+
+def unusable_reply(response: httpx.Response, key: str) -> MistralError:
+    """The classified error of a response that gave nothing usable; the key never reaches a log line
+    (a proxy may echo it back in an error body)."""
+    content = response.content.replace(key.encode(), b"[redacted]") if key else response.content
+    return classify_mistral_error(response.status_code, response.headers, content)
+
+
 # ------------------------------------------------------------------ client
 
 
@@ -390,20 +409,12 @@ class MistralClient:
         """The reply: text to send, or a call of one of `tools` (then the text may be empty)."""
         key = self._api_key()  # cached by the secrets module; read per call so a rotation is picked up
         body = chat_completion_request(self.settings, messages, tools, model)
-        started = time.perf_counter()
-        try:
-            response = self._http.post(self.url, json=body, headers={"Authorization": f"Bearer {key}"})
-        except httpx.TransportError as error:  # timeouts, refused or dropped connections
-            raise classify_mistral_error(None, {}, type(error).__name__) from None
-        latency_ms = (time.perf_counter() - started) * 1000
-        content = response.content
+        response, latency_ms = post_to_mistral(self._http, self.url, key, json=body)
         if response.is_success:
-            completion = parse_chat_completion(content)
+            completion = parse_chat_completion(response.content)
             offered = {tool["function"]["name"] for tool in tools}
             if completion is not None and (
                 completion.text or any(call.name in offered for call in completion.tool_calls)
             ):
                 return replace(completion, latency_ms=latency_ms)
-        if key:  # a proxy may echo the key back in an error body; it must not reach a log line
-            content = content.replace(key.encode(), b"[redacted]")
-        raise classify_mistral_error(response.status_code, response.headers, content)
+        raise unusable_reply(response, key)

@@ -12,7 +12,6 @@ bounded by the document size cap. Failures go through
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from wa_assistant.deadline import HasTime, ensure_time, unlimited
-from wa_assistant.model.chat import classify_mistral_error
+from wa_assistant.model.chat import post_to_mistral, unusable_reply
 from wa_assistant.model.content import data_url
 
 DEFAULT_OCR_MODEL = "mistral-ocr-latest"
@@ -118,12 +117,7 @@ class DocumentOcr:
             self.model, data, mime_type=mime_type, filename=filename, max_pages=self.max_pages
         )
         ensure_time(self.has_time, self._seconds_per_call, "the OCR")
-        started = time.perf_counter()
-        try:
-            response = self._http.post(self.url, json=body, headers={"Authorization": f"Bearer {key}"})
-        except httpx.TransportError as error:
-            raise classify_mistral_error(None, {}, type(error).__name__) from None
-        latency_ms = (time.perf_counter() - started) * 1000
+        response, latency_ms = post_to_mistral(self._http, self.url, key, json=body)
         if response.is_success:
             try:
                 parsed = _OcrBody.model_validate_json(response.content)
@@ -140,7 +134,4 @@ class DocumentOcr:
                     pages_in_document=pages_in_document,
                     latency_ms=latency_ms,
                 )
-        content = response.content
-        if key:
-            content = content.replace(key.encode(), b"[redacted]")
-        raise classify_mistral_error(response.status_code, response.headers, content)
+        raise unusable_reply(response, key)

@@ -9,7 +9,6 @@ The transcript is user content: callers log its length, never its text.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,7 +16,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from wa_assistant.deadline import HasTime, ensure_time, unlimited
-from wa_assistant.model.chat import classify_mistral_error
+from wa_assistant.model.chat import post_to_mistral, unusable_reply
 
 DEFAULT_TRANSCRIPTION_MODEL = "voxtral-mini-latest"
 
@@ -77,17 +76,13 @@ class Transcriber:
     def transcribe(self, data: bytes, *, mime_type: str, filename: str) -> Transcript:
         key = self._api_key()
         ensure_time(self.has_time, self._seconds_per_call, "the transcription")
-        started = time.perf_counter()
-        try:
-            response = self._http.post(
-                self.url,
-                data=transcription_form(self.model, self.language),
-                files={"file": (filename, data, mime_type)},
-                headers={"Authorization": f"Bearer {key}"},
-            )
-        except httpx.TransportError as error:
-            raise classify_mistral_error(None, {}, type(error).__name__) from None
-        latency_ms = (time.perf_counter() - started) * 1000
+        response, latency_ms = post_to_mistral(
+            self._http,
+            self.url,
+            key,
+            data=transcription_form(self.model, self.language),
+            files={"file": (filename, data, mime_type)},
+        )
         if response.is_success:
             try:
                 body = _TranscriptionBody.model_validate_json(response.content)
@@ -101,7 +96,4 @@ class Transcriber:
                     audio_seconds=usage.prompt_audio_seconds,
                     latency_ms=latency_ms,
                 )
-        content = response.content
-        if key:  # a proxy may echo the key back in an error body; it must not reach a log line
-            content = content.replace(key.encode(), b"[redacted]")
-        raise classify_mistral_error(response.status_code, response.headers, content)
+        raise unusable_reply(response, key)
