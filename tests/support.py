@@ -12,6 +12,9 @@ from types import ModuleType
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 """Public third-party examples, present in CI beside the clone (read-only, never copied here)."""
+STANDIN_TOKEN = "sink-token-123"
+STANDIN_KEY = "standin-key-456"
+"""What the unit tests' stand-ins accept (fixtures `sink` and `standin`, tests/unit/conftest.py)."""
 
 
 def load_function(name: str) -> ModuleType:

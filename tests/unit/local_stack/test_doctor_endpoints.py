@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from local_stack.graph_sink import LOCAL_APP, GraphSink
 from local_stack.mistral_standin import LISTED_MODELS, MistralStandIn
 from local_stack.webhooks import BUSINESS_ACCOUNT_ID, PHONE_NUMBER_ID
-from tests.support import CORPUS
+from tests.support import CORPUS, STANDIN_KEY, STANDIN_TOKEN
 
-TOKEN = "sink-token"
-KEY = "standin-key"
-
-
-@pytest.fixture
-def sink() -> Iterator[GraphSink]:
-    running = GraphSink(TOKEN).start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def standin() -> Iterator[MistralStandIn]:
-    running = MistralStandIn(KEY).start()
-    yield running
-    running.stop()
+TOKEN = STANDIN_TOKEN
+KEY = STANDIN_KEY
 
 
 def bearer(value: str) -> dict[str, str]:

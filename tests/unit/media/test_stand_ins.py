@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -12,28 +11,15 @@ import pytest
 from local_stack.graph_sink import GraphSink
 from local_stack.media_samples import pdf, png, voice_note
 from local_stack.mistral_standin import MistralStandIn
+from tests.support import STANDIN_KEY, STANDIN_TOKEN
 from wa_assistant.model.chat import MistralError
 from wa_assistant.model.ocr import DocumentOcr
 from wa_assistant.model.transcription import Transcriber
 from wa_assistant.whatsapp.graph import FailureKind, GraphRequestFailed
 from wa_assistant.whatsapp.media import GraphMedia, MediaTooLarge
 
-TOKEN = "sink-token-123"
-KEY = "standin-key-456"
-
-
-@pytest.fixture
-def sink() -> Iterator[GraphSink]:
-    running = GraphSink(TOKEN).start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def standin() -> Iterator[MistralStandIn]:
-    running = MistralStandIn(KEY).start()
-    yield running
-    running.stop()
+TOKEN = STANDIN_TOKEN
+KEY = STANDIN_KEY
 
 
 def graph_media(sink: GraphSink, token: str = TOKEN) -> GraphMedia:
