@@ -55,7 +55,7 @@ from wa_assistant.conversation.prompt import within_service_window
 from wa_assistant.conversation.understanding import Ignore, LazyMediaReader, MediaReader, Read, Reply, plan
 from wa_assistant.deadline import ensure_time, time_left_for
 from wa_assistant.model.chat import MistralClient, MistralError, MistralSettings
-from wa_assistant.observability import logger, metrics, tracer
+from wa_assistant.observability import logger, metrics, set_correlation_id, tracer
 from wa_assistant.records import InboundMessage, OwnerEcho, inbound_record_adapter
 from wa_assistant.whatsapp.graph import FailureKind, GraphRequestFailed
 
@@ -206,14 +206,14 @@ take_echo_once: Callable[..., dict[str, str]] = idempotent_function(
 
 def handle_record(record: SQSRecord) -> None:
     """One inbound record; returning acknowledges it, RetryLater/ParkInDeadLetterQueue route it."""
-    logger.set_correlation_id(None)
+    set_correlation_id(None)
     try:
         message = inbound_record_adapter.validate_json(record.body)
     except ValidationError as error:
         raise ParkInDeadLetterQueue(
             f"not an InboundMessage or OwnerEcho v1: {error.error_count()} errors"
         ) from error
-    logger.set_correlation_id(message.message_id)
+    set_correlation_id(message.message_id)
     if isinstance(message, OwnerEcho):
         try:
             take_echo_once(echo=message)

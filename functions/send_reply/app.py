@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from wa_assistant.aws.batch import AttemptCounter, FifoBatch, ParkInDeadLetterQueue, body_field
 from wa_assistant.aws.queue import MessageQueue
 from wa_assistant.aws.secrets import secret_text
-from wa_assistant.observability import logger, metrics, tracer
+from wa_assistant.observability import logger, metrics, set_correlation_id, tracer
 from wa_assistant.records import outbound_action_adapter
 from wa_assistant.whatsapp.delivery import OutboundDelivery, idempotency_config
 from wa_assistant.whatsapp.graph import GraphClient, http_client
@@ -66,10 +66,10 @@ def handle_record(record: SQSRecord) -> None:
     try:
         action = outbound_action_adapter.validate_json(record.body)
     except ValidationError as error:
-        logger.set_correlation_id(_loose_correlation_id(record.body))
+        set_correlation_id(_loose_correlation_id(record.body))
         problems = sorted({f"{'.'.join(map(str, e['loc']))}: {e['type']}" for e in error.errors()})
         raise ParkInDeadLetterQueue(f"undecodable outbound record ({'; '.join(problems)})") from error
-    logger.set_correlation_id(action.inbound_message_id)
+    set_correlation_id(action.inbound_message_id)
     delivery.deliver(action)
 
 

@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from wa_assistant.aws.queue import EnqueueError, MessageQueue, QueueItem
-from wa_assistant.observability import logger, metrics, tracer
+from wa_assistant.observability import logger, metrics, set_correlation_id, tracer
 from wa_assistant.records import InboundMessage, OwnerEcho, sqs_safe_id
 from wa_assistant.webhook.body import (
     DEFAULT_MAX_BODY_BYTES,
@@ -108,12 +108,12 @@ def receive_notification() -> Response[Any]:
         ]
     )
     for message in digest.messages:
-        logger.set_correlation_id(message.message_id)
+        set_correlation_id(message.message_id)
         logger.info("Inbound message enqueued", extra={"message_type": message.type})
     for echo in digest.echoes:
-        logger.set_correlation_id(echo.message_id)
+        set_correlation_id(echo.message_id)
         logger.info("Owner's message (WhatsApp Business app) enqueued", extra={"message_type": echo.type})
-    logger.set_correlation_id(None)
+    set_correlation_id(None)
     if digest.messages:
         metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=len(digest.messages))
     if digest.echoes:
@@ -129,7 +129,7 @@ def receive_notification() -> Response[Any]:
 @app.exception_handler([EnqueueError, ClientError, BotoCoreError, GetParameterError])  # type: ignore[untyped-decorator]
 def dependency_failed(error: Exception) -> Response[str]:
     """SQS or Secrets Manager failed: 503 so that Meta redelivers; nothing is acknowledged."""
-    logger.set_correlation_id(None)
+    set_correlation_id(None)
     logger.exception("Dependency failed; Meta will redeliver", extra={"error_type": type(error).__name__})
     metrics.add_metric(name="WebhookDependencyFailed", unit=MetricUnit.Count, value=1)
     return _plain(503, "Service Unavailable: try again")
@@ -138,7 +138,7 @@ def dependency_failed(error: Exception) -> Response[str]:
 @app.exception_handler([WebhookSecretInvalid, TransformParameterError])  # type: ignore[untyped-decorator]
 def misconfigured(error: Exception) -> Response[str]:
     """The webhook secret is not the expected JSON object: an operator must fix it (Meta keeps retrying)."""
-    logger.set_correlation_id(None)
+    set_correlation_id(None)
     logger.error("Webhook secret is misconfigured", extra={"reason": str(error)})
     metrics.add_metric(name="WebhookMisconfigured", unit=MetricUnit.Count, value=1)
     return _plain(500, "Internal Server Error: webhook secret misconfigured")

@@ -2,20 +2,56 @@
 
 Each function runs in its own process, so module-level instances are one per
 function; the service name comes from POWERTOOLS_SERVICE_NAME set in template.yaml.
+The AI function handles conversations in threads (`aws.batch`): the correlation id
+is a per-thread log key and metrics are added under a lock.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricResolution, MetricUnit
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+CORRELATION_ID = "correlation_id"
+
+
+class _LockedMetrics(Metrics):
+    """Powertools' Metrics with add_metric under a lock: it checks the count, then flushes at 100."""
+
+    _lock = threading.Lock()
+
+    def add_metric(
+        self,
+        name: str,
+        unit: MetricUnit | str,
+        value: float,
+        resolution: MetricResolution | int = 60,
+    ) -> None:
+        with self._lock:
+            super().add_metric(name=name, unit=unit, value=value, resolution=resolution)
+
+
 logger = Logger()
-metrics = Metrics()
+metrics: Metrics = _LockedMetrics()
+
+
+def set_correlation_id(value: str | None) -> None:
+    """The wamid on every log line of this thread (Powertools' thread-safe keys); None removes it."""
+    if value:
+        logger.thread_safe_append_keys(**{CORRELATION_ID: value})
+    else:
+        logger.thread_safe_remove_keys([CORRELATION_ID])
+
+
+def correlation_id() -> str | None:
+    value = logger.thread_safe_get_current_keys().get(CORRELATION_ID)
+    return value if isinstance(value, str) else None
 
 
 class TracerLike(Protocol):

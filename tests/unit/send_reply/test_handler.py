@@ -541,7 +541,7 @@ def test_access_token_never_reaches_the_logs(
 def test_no_log_state_of_one_invocation_reaches_the_next(
     app: ModuleType, stack: Stack, graph: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from wa_assistant.observability import logger  # noqa: PLC0415
+    from wa_assistant.observability import correlation_id, logger  # noqa: PLC0415
 
     graph.post(MESSAGES_URL).mock(return_value=sent_ok())
     at_start: list[tuple[str | None, bool]] = []
@@ -549,7 +549,7 @@ def test_no_log_state_of_one_invocation_reaches_the_next(
 
     def spy(event: dict[str, Any], context: Any, handler: Any) -> Any:
         # Before any record sets its own correlation id: what the invocation inherited.
-        at_start.append((logger.get_correlation_id(), "leftover" in logger.get_current_keys()))
+        at_start.append((correlation_id(), "leftover" in logger.get_current_keys()))
         logger.append_keys(leftover="appended during this invocation")
         return process(event, context, handler)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ from wa_assistant.aws.batch import (
     MAX_BACKOFF_SECONDS,
     AttemptCounter,
     FifoBatch,
+    HandBack,
     ParkInDeadLetterQueue,
     RetryLater,
     RetryPolicy,
@@ -165,6 +167,7 @@ def make_batch(
     budget_hours: float = 24,
     clock: Callable[[], float] = time.time,
     attempts: AttemptCounter | None = None,
+    max_workers: int = 1,
 ) -> FifoBatch:
     """A FifoBatch on the moto queues; its visibility changes are recorded on `queues`."""
     client = boto3.client("sqs", region_name=REGION)
@@ -182,6 +185,7 @@ def make_batch(
             base_delay=base_delay, max_attempts=max_attempts, budget_seconds=budget_hours * HOUR
         ),
         clock=clock,
+        max_workers=max_workers,
         _client=client,
     )
 
@@ -536,3 +540,125 @@ def test_body_field_reads_a_correlation_id_from_any_body() -> None:
 
 def _raise(error: Exception) -> None:
     raise error
+
+
+# ------------------------------------------------------------------ units of several records
+def pairs_of_two(records: Sequence[SQSRecord]) -> list[list[SQSRecord]]:
+    return [list(records[i : i + 2]) for i in range(0, len(records), 2)]
+
+
+def test_a_unit_is_handled_as_one_and_a_failed_unit_blocks_the_next(queues: Queues) -> None:
+    queues.send(("alice", "a1"), ("alice", "a2"), ("alice", "a3"), ("alice", "a4"), ("alice", "a5"))
+    event = queues.receive()
+    ids = ids_by_body(event)
+    units: list[list[str]] = []
+
+    def handler(unit: Sequence[SQSRecord]) -> None:
+        units.append([record.body for record in unit])
+        if unit[0].body == "a3":
+            raise RetryLater("model 500", retry_after=7)
+
+    response = make_batch(queues).process_units(event, None, handler, pairs_of_two)
+
+    assert units == [["a1", "a2"], ["a3", "a4"]]  # a5 is skipped behind the failed unit
+    assert failed_bodies(event, response) == ["a3", "a4", "a5"]
+    assert queues.attempt_items() == {ids["a3"]: 1, ids["a4"]: 1}  # both were really attempted
+    by_handle = {r["receiptHandle"]: r["body"] for r in event["Records"]}
+    assert {by_handle[c["ReceiptHandle"]]: c["VisibilityTimeout"] for c in queues.visibility_changes} == {
+        "a3": 7,
+        "a4": 7,
+        "a5": 7,
+    }
+
+
+def test_a_parked_unit_parks_each_of_its_records(queues: Queues) -> None:
+    queues.send(("alice", "a1"), ("alice", "a2"), ("alice", "a3"))
+    event = queues.receive()
+
+    def handler(unit: Sequence[SQSRecord]) -> None:
+        if unit[0].body == "a1":
+            raise ParkInDeadLetterQueue("the model refused the key")
+
+    response = make_batch(queues).process_units(event, None, handler, pairs_of_two)
+
+    assert response == {"batchItemFailures": []}
+    parked = queues.sqs.receive_message(QueueUrl=queues.dlq, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in parked] == ["a1", "a2"]
+
+
+def test_a_handed_back_unit_returns_after_exactly_its_delay_uncounted(
+    queues: Queues, log_lines: list[dict[str, Any]]
+) -> None:
+    queues.send(("alice", "a1"), ("alice", "a2"), ("bob", "b1"))
+    event = queues.receive()
+
+    def handler(unit: Sequence[SQSRecord]) -> None:
+        if unit[0].body == "a1":
+            raise HandBack("waiting for the rest of a burst", delay=1.2)
+
+    response = make_batch(queues, base_delay=30).process_units(event, None, handler, pairs_of_two)
+
+    assert failed_bodies(event, response) == ["a1", "a2"]
+    assert queues.attempt_items() == {}
+    # The exact delay (rounded up to SQS's whole seconds), not the 30 s base of uncounted retries.
+    assert [c["VisibilityTimeout"] for c in queues.visibility_changes] == [2, 2]
+    handed = [line for line in log_lines if line["message"] == "Handed back"]
+    assert [line["correlation_id"] for line in handed] == ["wamid-a1", "wamid-a2"]
+
+
+def test_a_split_that_raises_falls_back_to_one_record_at_a_time(queues: Queues) -> None:
+    queues.send(("alice", "a1"), ("alice", "a2"))
+    event = queues.receive()
+    units: list[list[str]] = []
+
+    def split(records: Sequence[SQSRecord]) -> list[list[SQSRecord]]:
+        raise ValueError("bug")
+
+    make_batch(queues).process_units(event, None, lambda unit: units.append([r.body for r in unit]), split)
+
+    assert units == [["a1"], ["a2"]]
+
+
+# ------------------------------------------------------------------ groups in threads
+def test_groups_run_at_the_same_time_each_with_its_own_correlation_id(
+    queues: Queues, log_lines: list[dict[str, Any]]
+) -> None:
+    queues.send(("alice", "a1"), ("bob", "b1"), ("carol", "c1"))
+    event = queues.receive()
+    all_three_waiting = threading.Barrier(3, timeout=5)  # broken unless the three run at once
+
+    def handler(record: SQSRecord) -> None:
+        all_three_waiting.wait()
+        logger.info("handling")
+        time.sleep(0.05)  # the others log meanwhile
+        logger.info("handled")
+
+    response = make_batch(queues, max_workers=3).process(event, None, handler)
+
+    assert response == {"batchItemFailures": []}
+    handled = [line for line in log_lines if line["message"] in {"handling", "handled"}]
+    by_thread: dict[str, set[str]] = {}
+    for line in handled:
+        by_thread.setdefault(line["correlation_id"], set()).add(line["message"])
+    assert by_thread == {f"wamid-{body}": {"handling", "handled"} for body in ("a1", "b1", "c1")}
+
+
+def test_one_worker_handles_groups_one_after_another(queues: Queues) -> None:
+    queues.send(("alice", "a1"), ("bob", "b1"))
+    event = queues.receive()
+    running: list[int] = []
+    at_once = 0
+    lock = threading.Lock()
+
+    def handler(record: SQSRecord) -> None:
+        nonlocal at_once
+        with lock:
+            running.append(1)
+            at_once = max(at_once, len(running))
+        time.sleep(0.05)
+        with lock:
+            running.pop()
+
+    make_batch(queues, max_workers=1).process(event, None, handler)
+
+    assert at_once == 1

@@ -32,13 +32,25 @@ nothing); if DynamoDB fails, ApproximateReceiveCount stands in for that decision
 The queue's maxReceiveCount stays as a safety net for what this code never sees
 (a crash at import, an invocation that times out every time).
 
-Powertools' SqsFifoPartialProcessor is no longer used: it hands the handler one
-record at a time and reports a skipped record exactly like a failed one, so the
-retry logic could not tell a real attempt from a skip. The next steps need two
-more things it cannot do: hand one handler call all the records of a group at
-once (a burst answered together) and process different groups concurrently;
-here those are changes to `_process_group` and to the loop in `process`. The
-response keeps Powertools' shape (`batchItemFailures`).
+A handler gets a *unit*: one record (`process`), or several consecutive records
+of one group that the caller's `split` puts together (`process_units`: the AI
+function answers a burst of messages with one model call). A unit succeeds,
+fails, is handed back or is parked as one; each of its records gets that outcome.
+`HandBack(delay)` is the one outcome that is not a failure: nothing was tried,
+the unit returns after exactly `delay` seconds (a burst's first message waiting
+for the rest of it).
+
+Different groups are independent: with `max_workers` > 1 they run in threads
+(the AI function's model calls wait together, so a batch costs about one model
+wait, not the sum). Everything the handlers share is safe for that: log keys
+(the correlation id) are per thread (`observability.set_correlation_id`),
+metrics are added under a lock, and AWS clients are created under a lock
+(`aws.clients`).
+
+Powertools' SqsFifoPartialProcessor is not used: it hands the handler one record
+at a time, processes groups one after another, and reports a skipped record
+exactly like a failed one, so the retry logic could not tell a real attempt from
+a skip. The response keeps Powertools' shape (`batchItemFailures`).
 """
 
 from __future__ import annotations
@@ -49,18 +61,19 @@ import os
 import random
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
+from wa_assistant.aws.clients import aws_client
 from wa_assistant.aws.queue import MessageQueue, QueueItem, sqs_client
 from wa_assistant.deadline import NoTimeLeft
-from wa_assistant.observability import logger, metrics
+from wa_assistant.observability import correlation_id, logger, metrics, set_correlation_id
 
 MAX_BACKOFF_SECONDS = 900
 """Upper bound of one backoff; SQS allows up to 12 hours, but a chat should not wait that long."""
@@ -68,6 +81,14 @@ ATTEMPT_RECORD_GRACE_SECONDS = 24 * 3600
 """An attempt count outlives the retry budget by this much (DynamoDB TTL), then expires."""
 
 RecordHandler = Callable[[SQSRecord], None]
+UnitHandler = Callable[[Sequence[SQSRecord]], None]
+"""Handles consecutive records of one group as one piece of work."""
+Split = Callable[[Sequence[SQSRecord]], Sequence[Sequence[SQSRecord]]]
+"""Cuts a group's records (in order) into units, in order; every record in exactly one unit."""
+
+
+def one_by_one(records: Sequence[SQSRecord]) -> list[list[SQSRecord]]:
+    return [[record] for record in records]
 
 
 class RetryLater(Exception):  # noqa: N818 - it names the outcome, like Powertools' own errors
@@ -84,6 +105,15 @@ class RetryLater(Exception):  # noqa: N818 - it names the outcome, like Powertoo
         self.reason = reason
         self.retry_after = retry_after
         self.counts_as_attempt = counts_as_attempt
+
+
+class HandBack(Exception):  # noqa: N818
+    """Not now, and nothing was tried: the unit comes back after exactly `delay` seconds, uncounted."""
+
+    def __init__(self, reason: str, delay: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
 
 
 class ParkInDeadLetterQueue(Exception):  # noqa: N818
@@ -161,7 +191,7 @@ class AttemptCounter:
     def client(self) -> Any:
         if self._client is None:
             # Short timeouts and one retry: a slow table must not eat the invocation's time.
-            self._client = boto3.client(
+            self._client = aws_client(
                 "dynamodb",
                 config=Config(
                     connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2}
@@ -234,6 +264,8 @@ class FifoBatch:
     correlation_id_of: Callable[[SQSRecord], str | None] = lambda record: None
     """The correlation id (wamid) of a record the handler did not see (skipped), for log lines."""
     policy: RetryPolicy = field(default_factory=RetryPolicy.from_env)
+    max_workers: int = 1
+    """Groups handled at once (threads); 1 = one after another."""
     clock: Callable[[], float] = time.time
     _client: Any = None
 
@@ -253,53 +285,103 @@ class FifoBatch:
         context: LambdaContext | None,
         record_handler: RecordHandler,
     ) -> PartialItemFailureResponse:
-        """Handle every record; report those that must come back (Powertools' response shape).
+        """Handle every record on its own; report those that must come back (Powertools' response shape).
 
         `context` keeps the signature of Powertools' process_partial_response; it is not read
         here: the handlers check the time left before each call (wa_assistant.deadline) and
         raise NoTimeLeft, which comes back as an uncounted retry.
         """
+        return self.process_units(event, context, lambda unit: record_handler(unit[0]), one_by_one)
+
+    def process_units(
+        self,
+        event: dict[str, Any],
+        context: LambdaContext | None,
+        handler: UnitHandler,
+        split: Split = one_by_one,
+    ) -> PartialItemFailureResponse:
+        """Handle every group's records unit by unit (`split`), groups concurrently up to `max_workers`."""
         records = [SQSRecord(raw) for raw in event["Records"]]
         groups: dict[str, list[SQSRecord]] = {}
         for record in records:
             groups.setdefault(record.attributes.message_group_id or "", []).append(record)
         outcomes: dict[str, _Outcome] = {}
-        for group in groups.values():  # groups are independent: they could run concurrently
-            outcomes.update(self._process_group(group, record_handler))
-        logger.set_correlation_id(None)
+        workers = min(self.max_workers, len(groups))
+        if workers > 1:
+            with ThreadPoolExecutor(workers, thread_name_prefix="group") as pool:
+                for result in pool.map(
+                    lambda group: self._process_group(group, handler, split), groups.values()
+                ):
+                    outcomes.update(result)
+        else:
+            for group in groups.values():
+                outcomes.update(self._process_group(group, handler, split))
+        set_correlation_id(None)
         returning = [r for r in records if isinstance(outcomes[r.message_id], _Retry | _Skipped)]
         if returning:
             self._schedule_retries(returning, outcomes)
         return {"batchItemFailures": [{"itemIdentifier": r.message_id} for r in returning]}
 
     # ------------------------------------------------------------ one conversation
-    def _process_group(self, records: Sequence[SQSRecord], handler: RecordHandler) -> dict[str, _Outcome]:
-        """The records of one group, in order: the first that must come back blocks the rest."""
+    def _process_group(
+        self, records: Sequence[SQSRecord], handler: UnitHandler, split: Split
+    ) -> dict[str, _Outcome]:
+        """The units of one group, in order: the first that must come back blocks the rest."""
         outcomes: dict[str, _Outcome] = {}
         blocked_by: _Retry | None = None
-        for record in records:  # a unit of work is one record today
-            if blocked_by is None:
-                outcome = self._attempt(record, handler)
-                if isinstance(outcome, _Retry):
-                    blocked_by = outcome
-            else:
-                outcome = self._skip(record, blocked_by)
-            outcomes[record.message_id] = outcome
+        try:
+            units = split(records)
+        except Exception:  # a bug in the split: each record on its own, still in order
+            logger.exception("Could not group the records into units; handling them one by one")
+            units = one_by_one(records)
+        try:
+            for unit in units:
+                if blocked_by is None:
+                    unit_outcomes = self._attempt(unit, handler)
+                    blocked_by = next((o for o in unit_outcomes.values() if isinstance(o, _Retry)), None)
+                else:
+                    unit_outcomes = {record.message_id: self._skip(record, blocked_by) for record in unit}
+                outcomes.update(unit_outcomes)
+        finally:
+            set_correlation_id(None)  # a pool thread serves the next group without this one's id
         return outcomes
 
-    def _attempt(self, record: SQSRecord, handler: RecordHandler) -> _Outcome:
-        logger.set_correlation_id(self.correlation_id_of(record))
+    def _attempt(self, unit: Sequence[SQSRecord], handler: UnitHandler) -> dict[str, _Outcome]:
+        set_correlation_id(self.correlation_id_of(unit[-1]))
         try:
-            handler(record)
+            handler(unit)
         except ParkInDeadLetterQueue as parked:
-            return self._park(record, parked.reason)
+            return {record.message_id: self._park(record, parked.reason) for record in unit}
+        except HandBack as back:
+            return {record.message_id: self._hand_back(record, back) for record in unit}
         except RetryLater as retry:
-            return self._failed(record, retry.reason, retry.retry_after, counted=retry.counts_as_attempt)
+            return {
+                record.message_id: self._failed(
+                    record, retry.reason, retry.retry_after, counted=retry.counts_as_attempt
+                )
+                for record in unit
+            }
         except NoTimeLeft as late:  # a call was not started: nothing was tried
-            return self._failed(record, str(late), None, counted=False)
+            return {
+                record.message_id: self._failed(record, str(late), None, counted=False) for record in unit
+            }
         except Exception as error:  # a bug or an unclassified failure: a counted attempt, with its traceback
-            return self._failed(record, f"{type(error).__name__}: {error}", None, counted=True, error=error)
-        return _Done()
+            reason = f"{type(error).__name__}: {error}"
+            return {
+                record.message_id: self._failed(record, reason, None, counted=True, error=error)
+                for record in unit
+            }
+        return {record.message_id: _Done() for record in unit}
+
+    def _hand_back(self, record: SQSRecord, back: HandBack) -> _Outcome:
+        delay = max(0, min(math.ceil(back.delay), int(self.policy.cap)))
+        id_ = self.correlation_id_of(record) or correlation_id()
+        set_correlation_id(id_)
+        logger.info(
+            "Handed back",
+            extra={"reason": back.reason, "sqs_message_id": record.message_id, "retry_in_seconds": delay},
+        )
+        return _Retry(delay, id_)
 
     def _failed(
         self,
@@ -310,8 +392,8 @@ class FifoBatch:
         counted: bool,
         error: Exception | None = None,
     ) -> _Outcome:
-        correlation_id = logger.get_correlation_id() or self.correlation_id_of(record)
-        logger.set_correlation_id(correlation_id)
+        id_ = self.correlation_id_of(record) or correlation_id()
+        set_correlation_id(id_)
         fields: dict[str, Any] = {
             "reason": reason,
             "counted_attempt": counted,
@@ -339,11 +421,11 @@ class FifoBatch:
                 attempts=fields.get("attempt"),
             )
         logger.warning("Will retry", extra={**fields, "retry_in_seconds": delay}, exc_info=error)
-        return _Retry(delay, correlation_id)
+        return _Retry(delay, id_)
 
     def _skip(self, record: SQSRecord, blocked_by: _Retry) -> _Outcome:
         """Not attempted: an earlier record of its conversation must come back first. Never counted."""
-        logger.set_correlation_id(self.correlation_id_of(record))
+        set_correlation_id(self.correlation_id_of(record))
         age = self._age_seconds(record)
         if age is not None and age > self.policy.budget_seconds:
             return self._park(
@@ -407,7 +489,7 @@ class FifoBatch:
                     "retry_in_seconds": delay,
                 },
             )
-            return _Retry(delay, logger.get_correlation_id())
+            return _Retry(delay, correlation_id())
         fields: dict[str, Any] = {"reason": reason, "sqs_message_id": record.message_id}
         if attempts is not None:
             fields["attempts"] = attempts

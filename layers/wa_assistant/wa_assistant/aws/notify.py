@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
+from wa_assistant.aws.clients import aws_client
 
 
 class Notifier:
@@ -19,7 +19,7 @@ class Notifier:
         # Created on first use so that importing a handler stays cheap. Typed Any: the SNS
         # stubs would be one more development dependency for a single call.
         if self._client is None:
-            self._client = boto3.client("sns")
+            self._client = aws_client("sns")
         return self._client
 
     def publish(self, subject: str, text: str) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import boto3
+from wa_assistant.aws.clients import aws_client
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -31,7 +31,7 @@ class EnqueueError(Exception):
 
 def sqs_client() -> SQSClient:
     """A client that honours AWS_ENDPOINT_URL (moto locally, AWS when deployed)."""
-    return boto3.client("sqs")
+    return aws_client("sqs")  # type: ignore[no-any-return]
 
 
 class MessageQueue:

@@ -27,9 +27,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from wa_assistant.aws.clients import aws_client
 from wa_assistant.conversation.control import ConversationState, DayUsage, NumberUsage
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class ControlStore:
     def client(self) -> DynamoDBClient:
         # Created on first use so that importing a handler stays cheap.
         if self._client is None:
-            self._client = boto3.client("dynamodb")
+            self._client = aws_client("dynamodb")
         return self._client  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------ reads

@@ -19,9 +19,10 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from pydantic import BaseModel, ConfigDict
+
+from wa_assistant.aws.clients import aws_client
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -116,7 +117,7 @@ class ConversationMemory:
     def client(self) -> DynamoDBClient:
         # Created on first use so that importing a handler stays cheap.
         if self._client is None:
-            self._client = boto3.client("dynamodb")
+            self._client = aws_client("dynamodb")
         return self._client  # type: ignore[no-any-return]
 
     def load(self, conversation_id: str, now: float | None = None) -> list[Turn]:

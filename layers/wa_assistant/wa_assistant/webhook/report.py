@@ -14,7 +14,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from wa_assistant.observability import logger, metrics
+from wa_assistant.observability import logger, metrics, set_correlation_id
 from wa_assistant.webhook.digest import StatusReport, WebhookDigest
 
 STATUS_METRICS = {
@@ -82,4 +82,4 @@ def _report_status(status: StatusReport) -> None:
 
 
 def _about_message(wamid: str | None) -> None:
-    logger.set_correlation_id(wamid)
+    set_correlation_id(wamid)
