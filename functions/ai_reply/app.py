@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from itertools import groupby
 from typing import Any
 
 import httpx
@@ -42,11 +43,20 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from wa_assistant.aws.batch import AttemptCounter, FifoBatch, ParkInDeadLetterQueue, RetryLater, body_field
+from wa_assistant.aws.batch import (
+    AttemptCounter,
+    FifoBatch,
+    HandBack,
+    ParkInDeadLetterQueue,
+    RetryLater,
+    body_field,
+)
 from wa_assistant.aws.notify import Notifier
+from wa_assistant.aws.once import OncePerMessage, Overtaken
 from wa_assistant.aws.queue import MessageQueue
 from wa_assistant.aws.secrets import secret_text
-from wa_assistant.conversation.answering import Answerer, AnswerSettings
+from wa_assistant.conversation.answering import Answerer, AnswerSettings, Run
+from wa_assistant.conversation.bursts import coalesce_wait
 from wa_assistant.conversation.conductor import Conductor
 from wa_assistant.conversation.control import ControlSettings
 from wa_assistant.conversation.control_store import ControlStore
@@ -63,6 +73,10 @@ IDEMPOTENCY_SECONDS = 7 * 24 * 3600
 """Longer than Meta keeps redelivering an unacknowledged webhook."""
 
 SERVICE_WINDOW_HOURS = float(os.environ.get("SERVICE_WINDOW_HOURS") or "24")
+COALESCE_WINDOW_SECONDS = float(os.environ.get("COALESCE_WINDOW_SECONDS") or "0")
+"""CoalesceWindowSeconds: how long a new message may wait for the rest of a burst (0 = off)."""
+CONVERSATIONS_AT_ONCE = 10
+"""Conversations of one batch answered concurrently: all of them (AiBatchSize is at most 10)."""
 MISTRAL_SECRET_NAME = os.environ["MISTRAL_SECRET_NAME"]
 GRAPH_SECRET_NAME = os.environ["GRAPH_SECRET_NAME"]
 
@@ -105,6 +119,7 @@ batch = FifoBatch(
     dead_letter_queue=MessageQueue(os.environ["DEAD_LETTER_QUEUE_URL"]),
     attempts=AttemptCounter(os.environ["IDEMPOTENCY_TABLE_NAME"]),
     correlation_id_of=body_field("message_id"),
+    max_workers=CONVERSATIONS_AT_ONCE,
 )
 persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"])
 answer_settings = AnswerSettings.from_env()
@@ -179,40 +194,87 @@ idempotency = IdempotencyConfig(
 )
 
 
-def _answer(plan: Read | Reply, *, message: InboundMessage) -> dict[str, str]:
-    return {"outcome": conductor.handle(message, plan)}
-
-
 def _take_echo(*, echo: OwnerEcho) -> dict[str, str]:
     return {"outcome": conductor.handle_echo(echo)}
 
 
-# Powertools' decorator is untyped; the wrapped function keeps _answer's signature.
-answer_once: Callable[..., dict[str, str]] = idempotent_function(
-    _answer,
-    data_keyword_argument="message",
-    persistence_store=persistence,
-    config=idempotency,
-    key_prefix="ai-reply.answer",  # stable across module names and function renames
-)
+answered_once = OncePerMessage(
+    persistence, idempotency, key_prefix="ai-reply.answer"
+)  # stable across renames
+# Powertools' decorator is untyped; the wrapped function keeps _take_echo's signature. Its own
+# persistence layer (sharing the client): Powertools configures a layer with the key prefix of the
+# call in progress, and conversations are handled in threads.
 take_echo_once: Callable[..., dict[str, str]] = idempotent_function(
     _take_echo,
     data_keyword_argument="echo",
-    persistence_store=persistence,
+    persistence_store=DynamoDBPersistenceLayer(
+        table_name=os.environ["IDEMPOTENCY_TABLE_NAME"], boto3_client=persistence.client
+    ),
     config=idempotency,
     key_prefix="ai-reply.owner-echo",
 )
 
 
-def handle_record(record: SQSRecord) -> None:
-    """One inbound record; returning acknowledges it, RetryLater/ParkInDeadLetterQueue route it."""
-    set_correlation_id(None)
+def _parse(record: SQSRecord) -> InboundMessage | OwnerEcho:
     try:
-        message = inbound_record_adapter.validate_json(record.body)
+        return inbound_record_adapter.validate_json(record.body)
     except ValidationError as error:
         raise ParkInDeadLetterQueue(
             f"not an InboundMessage or OwnerEcho v1: {error.error_count()} errors"
         ) from error
+
+
+def _burst_member(record: SQSRecord) -> bool:
+    """A user message that may be answered together with its neighbours: one the model (or an
+    honest reply) answers, in the service window, not a keyword (STOP, START, a handoff keyword)."""
+    try:
+        message = _parse(record)
+    except ParkInDeadLetterQueue:
+        return False
+    if isinstance(message, OwnerEcho) or message.group_id is not None or _late(message):
+        return False
+    return not isinstance(plan(message, answer_settings.understanding), Ignore) and not conductor.is_keyword(
+        message
+    )
+
+
+def split_into_runs(records: Sequence[SQSRecord]) -> list[list[SQSRecord]]:
+    """One conversation's records, in order, as units: consecutive burst members together, the rest alone."""
+    return [
+        unit
+        for member, records_in_row in groupby(records, _burst_member)
+        for unit in _units(member, records_in_row)
+    ]
+
+
+def _units(member: bool, records: Iterable[SQSRecord]) -> list[list[SQSRecord]]:
+    together = list(records)
+    return [together] if member else [[record] for record in together]
+
+
+def _late(message: InboundMessage) -> bool:
+    return not within_service_window(message.timestamp, time.time(), SERVICE_WINDOW_HOURS)
+
+
+def handle_unit(unit: Sequence[SQSRecord]) -> None:
+    """One record, or a burst of user messages; returning acknowledges them all."""
+    if len(unit) == 1:
+        handle_record(unit[0])
+        return
+    messages = [message for message in map(_parse, unit) if isinstance(message, InboundMessage)]
+    _answer(unit, [(message, _planned(message)) for message in messages])
+
+
+def _planned(message: InboundMessage) -> Read | Reply:
+    planned = plan(message, answer_settings.understanding)
+    assert not isinstance(planned, Ignore), "split_into_runs keeps ignored messages out of a burst"
+    return planned
+
+
+def handle_record(record: SQSRecord) -> None:
+    """One inbound record; returning acknowledges it, RetryLater/ParkInDeadLetterQueue route it."""
+    set_correlation_id(None)
+    message = _parse(record)
     set_correlation_id(message.message_id)
     if isinstance(message, OwnerEcho):
         try:
@@ -226,8 +288,7 @@ def handle_record(record: SQSRecord) -> None:
         metrics.add_metric(name="GroupMessagesIgnored", unit="Count", value=1)
         return
 
-    late = not within_service_window(message.timestamp, time.time(), SERVICE_WINDOW_HOURS)
-    if late and not conductor.changes_consent(message):  # a late STOP is still recorded
+    if _late(message) and not conductor.changes_consent(message):  # a late STOP is still recorded
         logger.warning(
             "Outside the customer-service window; not answering",
             extra={"message_timestamp": message.timestamp, "window_hours": SERVICE_WINDOW_HOURS},
@@ -239,11 +300,25 @@ def handle_record(record: SQSRecord) -> None:
         logger.info("No reply needed", extra={"reason": planned.reason, "message_type": message.type})
         metrics.add_metric(name="MessagesIgnored", unit="Count", value=1)
         return
+    _answer([record], [(message, planned)])
 
-    if isinstance(planned, Read):  # before any record is written: a model call must fit
+
+def _answer(records: Sequence[SQSRecord], run: Run) -> None:
+    """Answer a run once per wamid, after waiting for the rest of a burst; map failures to the queue."""
+    if not conductor.is_keyword(run[-1][0]):
+        _wait_for_the_rest_of_a_burst(records, run)
+    pending = answered_once.pending([message for message, _ in run])
+    if len(pending) < len(run):
+        logger.info("Some messages of this burst were handled before; not answering them twice")
+        metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=len(run) - len(pending))
+        pending_ids = {message.message_id for message in pending}
+        run = [(message, planned) for message, planned in run if message.message_id in pending_ids]
+        if not run:
+            return
+    if any(isinstance(planned, Read) for _, planned in run):  # before any record is written
         ensure_time(clock.has_time_for, MODEL_CALL_SECONDS, "a model call")
     try:
-        answer_once(planned, message=message)
+        answered_once.run([message for message, _ in run], lambda: {"outcome": conductor.handle_run(run)})
     except MistralError as error:
         if error.retryable:
             logger.warning("The model API failed; will retry", extra=error.log_fields())
@@ -258,6 +333,22 @@ def handle_record(record: SQSRecord) -> None:
         _media_failed(failed)
     except IdempotencyAlreadyInProgressError as error:
         raise RetryLater("another invocation is answering this message", counts_as_attempt=False) from error
+    except Overtaken as error:
+        raise RetryLater(str(error), counts_as_attempt=False) from error
+
+
+def _wait_for_the_rest_of_a_burst(records: Sequence[SQSRecord], run: Run) -> None:
+    """A message the model answers waits until the oldest of its run is COALESCE_WINDOW_SECONDS
+    old: handed back to the queue meanwhile (no idle invocation), it comes back with the rest."""
+    if COALESCE_WINDOW_SECONDS <= 0 or not any(isinstance(planned, Read) for _, planned in run):
+        return
+    wait = coalesce_wait(
+        [int(record.attributes.sent_timestamp) / 1000 for record in records],
+        now=time.time(),
+        window=COALESCE_WINDOW_SECONDS,
+    )
+    if wait > 0:
+        raise HandBack(f"waiting up to {COALESCE_WINDOW_SECONDS:g} s for the rest of a burst", wait)
 
 
 def _media_failed(failed: GraphRequestFailed) -> None:
@@ -287,4 +378,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     idempotency.register_lambda_context(context)
     media_idempotency.register_lambda_context(context)
     clock.context = context
-    return batch.process(event, context, handle_record)
+    return batch.process_units(event, context, handle_unit, split_into_runs)

@@ -241,7 +241,8 @@ def test_a_failed_message_holds_back_its_conversation_but_not_others(
 
     assert failed_ids(response) == {by_wamid[first_a.message_id], by_wamid[second_a.message_id]}
     asked = [question_of(json.loads(call.request.content)) for call in mistral.calls]
-    assert sorted(asked) == ["A: first question", "B: a question"]
+    # A's two messages came together: one burst, one model call, failed as one.
+    assert sorted(asked) == ["A: first question\n\nA: second question", "B: a question"]
     assert [(r.inbound_message_id, r.text) for r in replies(stack.outbound_actions())] == [
         (only_b.message_id, "answer to B: a question")
     ]
@@ -390,6 +391,7 @@ def test_a_captioned_video_and_a_location_are_read_by_the_model(
         inbound("Is this noise normal?", type_="video", media=Media(id="9", caption="Is this noise normal?")),
         inbound(
             None,
+            wa_id="16505550002",  # another user: the same one's two messages would be one burst
             type_="location",
             location=Location(latitude=38.9, longitude=-77.03, name="Acme HQ", address="1 Main St"),
         ),

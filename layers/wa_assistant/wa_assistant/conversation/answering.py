@@ -1,16 +1,20 @@
-"""Answer one inbound message: typing indicator, understanding, model call, reply, memory.
+"""Answer one inbound message, or a burst of them: typing indicator, understanding, model call, reply, memory.
 
 This is the unit the AI function runs once per wamid (under Powertools
-idempotency, in the handler). Order matters:
+idempotency, in the handler). A *run* is one message, or consecutive messages of
+one conversation that arrived together (a burst: "hi" / "I ordered yesterday" /
+"it hasn't arrived"): they are answered by one model call whose user turn holds
+all of them in order, and one reply that quotes the last. Order matters:
 
 1. A `TypingIndicator` goes on the outbound FIFO queue first (same group as the
    reply, so the send function marks the message read and shows "typing…"
    before the answer arrives), before any (slower) media work. Honest and
    fallback replies get the same record: it is WhatsApp's read receipt (blue
-   ticks) as much as a typing indicator, and a sticker or a video deserves to
-   show as read like a text does; the "typing…" it adds is cleared by the reply
-   right behind it. (A read-only receipt would need a new outbound record kind
-   for no visible difference.)
+   ticks; on the last message of a run, which marks the earlier ones read too)
+   as much as a typing indicator, and a sticker or a video deserves to show as
+   read like a text does; the "typing…" it adds is cleared by the reply right
+   behind it. (A read-only receipt would need a new outbound record kind for no
+   visible difference.)
 2. The message is understood (`conversation.understanding`): a voice note is
    transcribed, a photo downloaded, a document read; a media that cannot be read
    gets its honest reply here.
@@ -44,6 +48,7 @@ from wa_assistant.conversation.understanding import (
     Reply,
     UnderstandingSettings,
     Understood,
+    together,
     understand,
 )
 from wa_assistant.deadline import HasTime, ensure_time, unlimited
@@ -52,6 +57,8 @@ from wa_assistant.observability import logger, metrics
 from wa_assistant.records import InboundMessage, Recipient, TextReply, TypingIndicator, sqs_safe_id
 
 Outcome = Literal["answered", "fallback", "honest_reply"]
+Run = Sequence[tuple[InboundMessage, Read | Reply]]
+"""Messages of one conversation answered together, oldest first, each with its plan."""
 
 
 class ChatModel(Protocol):
@@ -71,9 +78,16 @@ class AnswerHooks(Protocol):
         ...
 
     def after_completion(
-        self, message: InboundMessage, turns: list[Turn], question: str, completion: ChatCompletion
+        self,
+        message: InboundMessage,
+        turns: list[Turn],
+        question: str,
+        completion: ChatCompletion,
+        *,
+        messages: int = 1,
     ) -> str | None:
-        """Counts the answer; returns an outcome when it handled the reply itself, else None."""
+        """Counts the answer (`messages` user messages, the last one `message`); returns an outcome
+        when it handled the reply itself, else None."""
         ...
 
 
@@ -129,14 +143,30 @@ class Answerer:
         self.hooks = hooks
 
     def answer(self, message: InboundMessage, plan: Read | Reply) -> Outcome | str:
-        self._send_typing_indicator(message)  # before the media work; for a reply, the read receipt
-        if isinstance(plan, Reply):
-            self._honest_reply(message, plan)
-            return "fallback" if plan.text == self.settings.fallback_reply else "honest_reply"
-        understood = understand(message, self.settings.understanding, self.reader)
-        if isinstance(understood, Reply):
-            self._honest_reply(message, understood)
+        return self.answer_run([(message, plan)])
+
+    def answer_run(self, run: Run) -> Outcome | str:
+        """Answer a run: one read receipt and typing indicator, one model call, one reply quoting the last."""
+        last = run[-1][0]
+        self._send_typing_indicator(last)  # before the media work; for a reply, the read receipt
+        readings: list[tuple[InboundMessage, Understood]] = []
+        for message, plan in run:
+            understood = (
+                plan
+                if isinstance(plan, Reply)
+                else understand(message, self.settings.understanding, self.reader)
+            )
+            if isinstance(understood, Reply):  # its own honest reply, quoting it
+                self._honest_reply(message, understood)
+            else:
+                readings.append((message, understood))
+        if not readings:
+            only = run[0][1]
+            if len(run) == 1 and isinstance(only, Reply) and only.text == self.settings.fallback_reply:
+                return "fallback"
             return "honest_reply"
+        message = readings[-1][0]
+        understood = together([reading for _, reading in readings])
         turns = self.memory.load(message.conversation_id)
         chat, question = self._chat_messages(message, turns, understood)
         images = understood.images
@@ -147,16 +177,22 @@ class Answerer:
             model=self.settings.vision_model if images else None,
         )
         self._record_completion(completion, remembered_turns=sum(m.role == "assistant" for m in chat))
+        if len(readings) > 1:
+            logger.info("Answered a burst with one model call", extra={"messages": len(readings)})
+            metrics.add_metric(name="BurstsCoalesced", unit="Count", value=1)
+            metrics.add_metric(name="MessagesCoalesced", unit="Count", value=len(readings) - 1)
         if self.hooks is not None:
-            handled = self.hooks.after_completion(message, turns, question, completion)
+            handled = self.hooks.after_completion(
+                message, turns, question, completion, messages=len(readings)
+            )
             if handled is not None:
                 return handled
         self._send_reply(message, completion.text)
-        metrics.add_metric(name="MessagesAnswered", unit="Count", value=1)
+        metrics.add_metric(name="MessagesAnswered", unit="Count", value=len(readings))
         remembered = understood.remembered
         if remembered is None:
             remembered = question  # what the model read, as cut to the budget
-        else:  # a short line standing for an image: never the image
+        else:  # short lines standing for images: never an image
             remembered = truncate(remembered, self.settings.understanding.document_chars)
         self._remember(message, turns, Turn(user=remembered, assistant=completion.text))
         return "answered"

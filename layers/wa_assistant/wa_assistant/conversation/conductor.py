@@ -1,4 +1,4 @@
-"""Runs conversation control around the answerer: one user message or one owner echo at a time.
+"""Runs conversation control around the answerer: one user message (or a burst of them) or one owner echo.
 
 The decision is `control.decide` (plain domain logic); this module reads what
 it needs (one BatchGetItem), carries the verdict out, and keeps the order that
@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from wa_assistant.aws.notify import Notifier
-from wa_assistant.conversation.answering import Answerer
+from wa_assistant.conversation.answering import Answerer, Run
 from wa_assistant.conversation.control import (
     ControlSettings,
     Verdict,
@@ -135,6 +135,12 @@ class Conductor:
     # ------------------------------------------------------------ user messages
     def handle(self, message: InboundMessage, plan: Read | Reply) -> str:
         """Answer, or not, one user message; returns the outcome (kept by the idempotency record)."""
+        return self.handle_run([(message, plan)])
+
+    def handle_run(self, run: Run) -> str:
+        """Answer, or not, a run of user messages (a burst, none of them a keyword: see `is_keyword`),
+        decided once for the run as for its last message."""
+        message = run[-1][0]
         now = self.clock()
         day = utc_day(now)
         phone_key = phone_key_id(message)
@@ -151,7 +157,7 @@ class Conductor:
             )
         verdict = decide(
             message_id=message.message_id,
-            text=keyword_text(message),
+            text=keyword_text(message) if len(run) == 1 else None,
             state=snapshot.state,
             usage=snapshot.usage,
             number=snapshot.number,
@@ -159,11 +165,15 @@ class Conductor:
             now=now,
         )
         if verdict is Verdict.ANSWER:
-            return self.answerer.answer(message, plan)
-        logger.info("Conversation control", extra={"verdict": verdict.value, "message_type": message.type})
+            return self.answerer.answer_run(run)
+        logger.info(
+            "Conversation control",
+            extra={"verdict": verdict.value, "message_type": message.type, "messages": len(run)},
+        )
         if verdict in VERDICT_METRICS:
             metrics.add_metric(name=VERDICT_METRICS[verdict], unit="Count", value=1)
         keys = [message.conversation_id, *([phone_key] if phone_key else [])]
+        remembered = "\n\n".join(remembered_text(each, plan) for each, plan in run)
         match verdict:
             case Verdict.OPT_OUT | Verdict.OPT_IN:
                 out = verdict is Verdict.OPT_OUT
@@ -175,16 +185,14 @@ class Conductor:
             case Verdict.REMEMBER_PAUSED:
                 self._remember(
                     message.conversation_id,
-                    lambda turns: remember_user_only(
-                        turns, remembered_text(message, plan), self.memory.max_turns
-                    ),
+                    lambda turns: remember_user_only(turns, remembered, self.memory.max_turns),
                 )
             case Verdict.HAND_OFF:
                 state = snapshot.state
                 retried = state.pause_message_id == message.message_id
                 return self._hand_off(
                     message,
-                    question=remembered_text(message, plan),
+                    question=remembered,
                     turns=None,
                     reason=(state.pause_reason or "") if retried else "the user asked for a person",
                     source="model" if retried and state.paused_by == "model" else "keyword",
@@ -205,6 +213,12 @@ class Conductor:
                 pass  # silence: no read receipt, no typing indicator, no model call
         return verdict.value
 
+    def is_keyword(self, message: InboundMessage) -> bool:
+        """STOP, START or a handoff keyword: such a message is handled on its own, never in a burst."""
+        return self.changes_consent(message) or is_keyword(
+            keyword_text(message), self.settings.handoff_keywords
+        )
+
     def changes_consent(self, message: InboundMessage) -> bool:
         """An opt-out or opt-in keyword: recorded even when it arrives too late for any reply."""
         text = keyword_text(message)
@@ -217,9 +231,16 @@ class Conductor:
         return [HANDOFF_TOOL] if self.settings.handoff_tool else []
 
     def after_completion(
-        self, message: InboundMessage, turns: list[Turn], question: str, completion: ChatCompletion
+        self,
+        message: InboundMessage,
+        turns: list[Turn],
+        question: str,
+        completion: ChatCompletion,
+        *,
+        messages: int = 1,
     ) -> str | None:
-        """Count the answer against the day's limits; hand off when the model asked for a person."""
+        """Count the answer (each message of a burst) against the day's limits; hand off when the
+        model asked for a person."""
         now = self.clock()
         self._best_effort(
             "UsageUpdateFailed",
@@ -229,6 +250,7 @@ class Conductor:
                 day=utc_day(now),
                 tokens=completion.total_tokens,
                 expires_at=day_counter_expiry(now),
+                messages=messages,
             ),
         )
         reason = handoff_reason(completion) if self.settings.handoff_tool else None

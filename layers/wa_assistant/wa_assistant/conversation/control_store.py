@@ -224,14 +224,16 @@ class ControlStore:
         day: str,
         tokens: int,
         expires_at: int,
+        messages: int = 1,
     ) -> None:
-        """One more answered message and its tokens, for the user and for the number (atomic ADDs)."""
+        """Answered messages (a burst answered together counts each) and their tokens, for the
+        user and for the number (atomic ADDs)."""
         self.client.update_item(
             TableName=self.table_name,
             Key={"pk": {"S": user_day_key(day, conversation_id)}},
-            UpdateExpression="ADD messages :one, tokens :tokens SET expires_at = :expires",
+            UpdateExpression="ADD messages :messages, tokens :tokens SET expires_at = :expires",
             ExpressionAttributeValues={
-                ":one": {"N": "1"},
+                ":messages": {"N": str(messages)},
                 ":tokens": {"N": str(tokens)},
                 ":expires": {"N": str(expires_at)},
             },

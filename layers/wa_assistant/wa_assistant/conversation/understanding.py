@@ -162,6 +162,21 @@ class Understood:
         return tuple(part for part in self.parts if isinstance(part, ImagePart))
 
 
+def together(messages: Sequence[Understood]) -> Understood:
+    """Several messages of a burst as one user turn: their parts in order (texts joined by a blank
+    line, images after them); memory keeps each one's remembered line, or its text."""
+    if len(messages) == 1:
+        return messages[0]
+    remembered = None
+    if any(message.remembered is not None for message in messages):
+        remembered = "\n\n".join(
+            message.remembered if message.remembered is not None else message.text for message in messages
+        )
+    return Understood(
+        parts=tuple(part for message in messages for part in message.parts), remembered=remembered
+    )
+
+
 # ------------------------------------------------------------------ what the reader gives
 
 
