@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0:0] = [str(ROOT / "layers" / "wa_assistant"), str(ROOT)]  # the layer package, as the tests see it
 
-from benchmarks import cold_start, cost, end_to_end, media, peer, sizes, warm  # noqa: E402
+from benchmarks import bursts, cold_start, cost, end_to_end, media, peer, sizes, warm  # noqa: E402
 from benchmarks.machine import describe_machine  # noqa: E402
 from benchmarks.payloads import payloads_by_type  # noqa: E402
 from benchmarks.report import Assumptions, Report, render  # noqa: E402
@@ -94,6 +94,18 @@ def main() -> int:
         pairs=10 if QUICK else 40, rate=2.0, chat_delay_s=0.3, transcription_delay_s=0.5, timeout_s=300
     )
 
+    step("bursts and batches on the local stack (AI GB-s per message, one stack per configuration)")
+    ai_memory = next(f.memory_mb for f in functions if f.logical_id == "AiReplyFunction")
+    burst_result = bursts.run(
+        users=6 if QUICK else 16,
+        burst=3,
+        gap_s=1.5,
+        delay_s=1.0,
+        windows=[2] if QUICK else [0, 1, 2, 3],
+        memory_mb=ai_memory,
+        timeout_s=300,
+    )
+
     step("cost model and report")
     assumptions = Assumptions()
     report = Report(
@@ -117,6 +129,7 @@ def main() -> int:
         quick=QUICK,
         runtime_s=0.0,
         voice=voice,
+        bursts=burst_result,
     )
     text = render(report, runtime_s=time.perf_counter() - started)
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from benchmarks import cost
 from benchmarks.stats import Summary, fmt_ratio, fmt_summary, paired_ratios, summarize
 
 if TYPE_CHECKING:
+    from benchmarks.bursts import BurstRun, BurstsResult
     from benchmarks.cold_start import Samples
     from benchmarks.end_to_end import EndToEndResult
     from benchmarks.machine import Machine
@@ -99,6 +100,7 @@ class Report:
     quick: bool
     runtime_s: float
     voice: VoiceLatencyResult | None = None
+    bursts: BurstsResult | None = None
     media_prices: cost.MediaPrices = field(default_factory=cost.MediaPrices)
     media_mix: cost.MediaMix = field(default_factory=cost.MediaMix)
 
@@ -138,6 +140,11 @@ def _cost_model(
     ai_cpu = cpu_per_record("AiReplyFunction")
     send_cpu = cpu_per_record("SendReplyFunction")
     batch = a.records_per_sqs_batch
+    # Batches and bursts: the AI function's waits shrink by the ratio measured in section 8
+    # (its template defaults against one message per invocation, same stand-in latency).
+    defaults = _default_burst_run(report)
+    ai_wait_share = report.bursts.ratio(defaults) if report.bursts and defaults else 1.0
+    ai_invocations = defaults.ai_invocations / defaults.messages if defaults else 1 / batch
     uses = [
         cost.FunctionUse(
             "WebhookFunction",
@@ -151,9 +158,11 @@ def _cost_model(
         cost.FunctionUse(
             "AiReplyFunction",
             memory["AiReplyFunction"],
-            1 / batch,
-            ai_cpu * batch,
-            (a.model_wait_ms + calls["AiReplyFunction"] * a.aws_call_wait_ms) * batch,
+            ai_invocations,
+            ai_cpu / ai_invocations,
+            (a.model_wait_ms + calls["AiReplyFunction"] * a.aws_call_wait_ms)
+            * ai_wait_share
+            / ai_invocations,
             init["AiReplyFunction"],
             a.cold_start_fraction,
         ),
@@ -216,8 +225,11 @@ def _cost_model(
         f"status callbacks, each costed like a message), {uses[0].cpu_ms_per_invocation:.2f} ms each (warm "
         f"benchmark median), + {a.aws_call_wait_ms:.0f} ms for the one SendMessageBatch per message.",
         f"AiReplyFunction: {ai_cpu:.1f} ms CPU per record (its workers' CPU on the local stack / records, "
-        f"init of workers started mid-run removed), + {a.model_wait_ms:.0f} ms model wait + "
-        f"{calls['AiReplyFunction']} AWS calls x {a.aws_call_wait_ms:.0f} ms.",
+        f"init of workers started mid-run removed), + ({a.model_wait_ms:.0f} ms model wait + "
+        f"{calls['AiReplyFunction']} AWS calls x {a.aws_call_wait_ms:.0f} ms) x {ai_wait_share:.2f}, the "
+        f"share of the waits left with batches and bursts (section 8: GB-s per message with the template's "
+        f"defaults / one message per invocation, traffic like that benchmark's); {ai_invocations:.2f} "
+        "invocations per message (hand-backs of the coalesce window included).",
         f"SendReplyFunction: {send_cpu:.1f} ms CPU per record (same method), + {a.graph_wait_ms:.0f} ms Graph "
         f"wait + {calls['SendReplyFunction']} AWS calls x {a.aws_call_wait_ms:.0f} ms; "
         f"{a.outbound_records_per_message} records per message.",
@@ -295,7 +307,62 @@ def _headline(report: Report, lines: list[cost.CostLine]) -> list[str]:
         f"| Understanding media, 1M messages of which {mix.voice_note_share:.0%} voice notes, "
         f"{mix.image_share:.0%} photos | ${media_total:,.2f} more (transcription, image tokens, waiting) | — | |"
     )
+    defaults = _default_burst_run(report)
+    if report.bursts is not None and defaults is not None:
+        b = report.bursts
+        out.append(
+            f"| AI function, GB-s per message (section 8: bursts and batches, stand-in at {b.model_delay_ms:.0f} ms) | "
+            f"{defaults.ai_gb_s_per_message:.3f} = {b.ratio(defaults):.2f}x of one message per invocation "
+            f"({b.before.ai_gb_s_per_message:.3f}); {defaults.model_calls_per_message:.2f} model calls per message | — | |"
+        )
     out.append("")
+    return out
+
+
+def _default_burst_run(report: Report) -> BurstRun | None:
+    """The bursts run with the template's defaults (CoalesceWindowSeconds as deployed)."""
+    if report.bursts is None:
+        return None
+    ai = next((f for f in report.functions if f.logical_id == "AiReplyFunction"), None)
+    window = ai.environment.get("COALESCE_WINDOW_SECONDS") if ai else None
+    return next(
+        (r for r in report.bursts.runs[1:] if r.parameters.get("CoalesceWindowSeconds") == window), None
+    )
+
+
+def _bursts_section(report: Report) -> list[str]:
+    b = report.bursts
+    if b is None:
+        return []
+    out = [
+        "## 8. Bursts and batches: the AI function's GB-seconds per message",
+        "",
+        f"A fresh local stack per row; the stand-in model answers after {b.model_delay_ms:.0f} ms. {b.users} people "
+        f"write at the same time: half send {b.burst} messages {b.gap_s:g} s apart (a burst), half one message. "
+        "Warm-up first (as many conversations at once, not measured). GB-s: every AiReplyFunction invocation's wall "
+        f"time at the local runtime's boundary (what Lambda bills) x {b.memory_mb} MB, over the messages sent. "
+        "Latency: a single message, webhook POST to its reply at the Graph sink; a burst, its last message's POST "
+        "to the reply quoting it (how long someone waits once they stop typing). 'Before' is one message per "
+        "invocation and one model call per message (AiBatchSize 1, no window); the other rows are the template's "
+        "AiBatchSize with each CoalesceWindowSeconds.",
+        "",
+        "| Configuration | AI invocations | AI GB-s per message | vs before | Model calls per message | Replies per burst | Single message p50 | Burst, last message to reply p50 | Undelivered |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in b.runs:
+        out.append(
+            f"| {run.name} | {run.ai_invocations} | {run.ai_gb_s_per_message:.3f} | {b.ratio(run):.2f}x | "
+            f"{run.model_calls_per_message:.2f} | {run.replies_per_burst:.2f} | {run.single_ms.median:.0f} ms | "
+            f"{run.burst_ms.median:.0f} ms | {run.undelivered} |"
+        )
+    out += [
+        "",
+        "Reading it: batches answer different conversations at the same time, so an invocation costs about one "
+        "model wait whatever the number of conversations in it; a window merges a burst into fewer model calls "
+        "(fewer waits, fewer tokens of repeated memory) at the price of up to that many seconds on a single "
+        "message. The template's default window is the row the cost model (section 6) uses.",
+        "",
+    ]
     return out
 
 
@@ -387,6 +454,7 @@ def render(report: Report, runtime_s: float) -> str:
     out += _e2e_section(report)
     out += _cost_section(report, lines, options, choices, notes)
     out += _media_section(report)
+    out += _bursts_section(report)
     return "\n".join(out) + "\n"
 
 

@@ -358,6 +358,17 @@ class LocalStack:
                 seen.setdefault(message["MessageId"], message)
         return list(seen.values())
 
+    def send_to_queue(self, logical_id: str, body: str, *, group_id: str, deduplication_id: str) -> None:
+        """Put one record on a FIFO queue as its producer would, e.g. a webhook redelivered after
+        SQS's 5-minute deduplication window (a new deduplication id for the same wamid)."""
+        assert self.topology is not None
+        self._sqs.send_message(
+            QueueUrl=self.topology.queue(logical_id).url,
+            MessageBody=body,
+            MessageGroupId=group_id,
+            MessageDeduplicationId=deduplication_id,
+        )
+
     def purge(self, logical_id: str) -> None:
         """Delete every visible message of a queue (e.g. a dead-letter queue after a test).
 

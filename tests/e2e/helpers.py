@@ -22,7 +22,9 @@ from local_stack.webhooks import (
 )
 
 _numbers = itertools.count(1)
-QUOTED = re.compile(r'You said: "(?P<text>.*)" \(turn (?P<turn>\d+)')
+QUOTED = re.compile(r'You said: "(?P<text>.*)" \(turn (?P<turn>\d+)', re.DOTALL)
+BURST_JOINER = "\n\n"
+"""How the user turn of a burst joins its messages (conversation.understanding.together)."""
 
 
 def new_user() -> str:
@@ -49,8 +51,22 @@ def calls_about(stack: LocalStack, marker: str) -> list[dict[str, Any]]:
 
 
 def answered_once(messages: list[dict[str, Any]], wamids: list[str]) -> bool:
+    """One reply per wamid (for messages that cannot form a burst: one per user, or sent one by one)."""
     counts = Counter(m["context_message_id"] for m in messages)
     return all(counts[w] == 1 for w in wamids) and sum(counts.values()) == len(wamids)
+
+
+def all_answered(stack: LocalStack, sent: dict[str, list[str]]) -> bool:
+    """Each user has a reply quoting their last message (a burst's one reply quotes its last)."""
+    quoted = {m["context_message_id"] for m in texts_to(stack, *sent)}
+    return all(wamids[-1] in quoted for wamids in sent.values())
+
+
+def said_in_order(stack: LocalStack, user: str) -> list[str]:
+    """What the user said, as the stand-in's replies quote it, one entry per message: a burst's
+    reply quotes its messages joined, so they are split again."""
+    replies = texts_to(stack, user)
+    return [part for reply in replies for part in quoted_text(reply).split(BURST_JOINER)]
 
 
 def quoted_text(message: dict[str, Any]) -> str:
@@ -143,8 +159,14 @@ def messages_webhook(messages: list[tuple[str, dict[str, Any]]], timestamp: int 
 
 
 def replies_in_order(stack: LocalStack, sent: dict[str, list[str]]) -> None:
-    """Every wamid answered exactly once, and each user's replies quote their messages in order."""
+    """Every wamid answered once, in order: each user's replies quote, in order and once each, the
+    last message of consecutive runs of their messages (a burst answered together gets one reply,
+    quoting its last), and the last reply quotes their last message."""
     replies = texts_to(stack, *sent)
-    assert Counter(r["context_message_id"] for r in replies) == Counter(w for ws in sent.values() for w in ws)
     for user, wamids in sent.items():
-        assert [r["context_message_id"] for r in replies if r["to"] == user] == wamids
+        quoted = [r["context_message_id"] for r in replies if r["to"] == user]
+        assert set(quoted) <= set(wamids), (quoted, wamids)
+        positions = [wamids.index(q) for q in quoted]
+        assert positions == sorted(set(positions)), (positions, wamids)  # in order, none twice
+        assert positions, wamids
+        assert positions[-1] == len(wamids) - 1, (positions, wamids)

@@ -15,11 +15,13 @@ import pytest
 from local_stack import LocalStack
 from local_stack.webhooks import text_message
 from tests.e2e.helpers import (
+    all_answered,
     calls_about,
     function_records,
     messages_webhook,
     new_user,
     replies_in_order,
+    said_in_order,
     settle,
     texts_to,
 )
@@ -55,15 +57,17 @@ def test_killed_ai_worker_redelivers_its_batch_and_answers_each_message_once(sta
     killed_call = in_flight[0]
     stack.mistral.latency_seconds = 0.0
 
-    total = USERS * MESSAGES_PER_USER
-    stack.wait_until(lambda: len(texts_to(stack, *users)) >= total, timeout=180, interval=0.5)
+    stack.wait_until(lambda: all_answered(stack, sent), timeout=180, interval=0.5)
     settle(stack)
 
-    replies_in_order(stack, sent)  # exactly one reply per message, in order per user
+    # The six messages arrived together: one burst. Each read once, in order, in one reply per run.
+    replies_in_order(stack, sent)
+    for user in users:
+        assert said_in_order(stack, user) == [f"{marker} {user} {n}" for n in range(MESSAGES_PER_USER)]
     asked = Counter(c["last_user_text"] for c in calls_about(stack, marker))
     # The killed call is asked again; nothing else is (answers completed before the kill are remembered).
     assert asked[killed_call["last_user_text"]] == 2
-    assert sum(asked.values()) == total + 1
+    assert sum(asked.values()) == len(texts_to(stack, *users)) + 1
     died = [
         line
         for line in stack.log_lines()[since:]

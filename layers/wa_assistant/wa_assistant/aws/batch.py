@@ -379,7 +379,12 @@ class FifoBatch:
         set_correlation_id(id_)
         logger.info(
             "Handed back",
-            extra={"reason": back.reason, "sqs_message_id": record.message_id, "retry_in_seconds": delay},
+            extra={
+                "reason": back.reason,
+                "counted_attempt": False,
+                "sqs_message_id": record.message_id,
+                "retry_in_seconds": delay,
+            },
         )
         return _Retry(delay, id_)
 
