@@ -1,7 +1,8 @@
 """`make demo`: a short scripted WhatsApp conversation through the local stack, as a transcript.
 
 Plays signed webhooks (a greeting, a follow-up that needs memory, a sticker, a
-location, a voice note, a photo, and Meta redelivering the first webhook), then
+location, a voice note, a photo, three messages typed in a row and answered once,
+and Meta redelivering the first webhook), then
 conversation control: a STOP (one confirmation, then silence) and a START, a
 request for a person (the operator's notice, as SNS delivers it) and the owner
 answering from the WhatsApp Business app (the assistant stays quiet). Prints the
@@ -150,6 +151,8 @@ def play(stack: LocalStack) -> bool:
         ),
     ]
     ok, answered = _play_steps(stack, steps, 0, via_sink)
+    burst_ok, answered = _play_burst(stack, answered, via_sink)
+    ok = ok and burst_ok
 
     calls_before = len(stack.mistral.calls())
     print(f"\n  Meta redelivers the webhook of {wamid_of(greeting)} (same body, same signature):")
@@ -162,6 +165,31 @@ def play(stack: LocalStack) -> bool:
         print(f"         HTTP {status}; {len(duplicates)} extra replies: NOT deduplicated\n")
         ok = False
     return _play_control(stack, answered, via_sink) and ok
+
+
+BURST = ["One more thing", "my order is A-1042", "can it arrive before Friday?"]
+BURST_GAP_SECONDS = 0.4
+
+
+def _play_burst(stack: LocalStack, answered: int, via_sink: bool) -> tuple[bool, int]:
+    """Three messages typed in a row: one model call, one reply quoting the last (CoalesceWindowSeconds)."""
+    print("\n  Three messages typed in a row:")
+    calls_before = len(stack.mistral.calls())
+    for index, text in enumerate(BURST):
+        if index:
+            time.sleep(BURST_GAP_SECONDS)
+        _say(USER_NAME, text)
+        status, _ = stack.post_webhook(_user(text))
+        if status != 200:
+            print(f"         (the webhook answered HTTP {status})")
+            return False, answered
+    replies = _wait_for_replies(stack, answered, via_sink)
+    for reply in replies:
+        _say("Bot", reply)
+    calls = len(stack.mistral.calls()) - calls_before
+    if calls:  # the stand-in model counts its calls; a real model server is not watched
+        print(f"         ({len(BURST)} messages, {calls} model call, {len(replies)} reply)")
+    return (not via_sink or len(replies) == 1), answered + len(replies)
 
 
 def _play_control(stack: LocalStack, answered: int, via_sink: bool) -> bool:

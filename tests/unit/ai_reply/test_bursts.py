@@ -241,3 +241,25 @@ def test_a_burst_overtaken_by_another_worker_releases_its_claims_and_comes_back(
     assert stack.invoke(app, stack.receive_event()) == {"batchItemFailures": []}
     assert question_of(json.loads(mistral.calls.last.request.content)) == "hi\n\nA-1234"
     assert [reply.inbound_message_id for reply in replies(stack.outbound_actions())] == [third.message_id]
+
+
+def test_control_metrics_count_each_message_of_a_burst(
+    stack: Stack, mistral: respx.Route, monkeypatch: pytest.MonkeyPatch, captured: Captured
+) -> None:
+    monkeypatch.setenv("USER_DAILY_MESSAGE_LIMIT", "1")
+    app = load_function("ai_reply")
+    mistral.return_value = ok()
+    stack.enqueue(inbound("one"))
+    stack.invoke(app, stack.receive_event())
+    stack.enqueue(inbound("two"), inbound("three"))
+
+    stack.invoke(app, stack.receive_event())
+
+    assert mistral.call_count == 1
+    assert len(replies(stack.outbound_actions())) == 2  # the answer, then one UserLimitReply for the burst
+    limited = [
+        json.loads(line)["UserLimitReached"]
+        for line in captured.stdout().splitlines()
+        if '"UserLimitReached"' in line and line.startswith("{")
+    ]
+    assert limited == [[2.0]]  # one verdict, two messages

@@ -170,8 +170,8 @@ class Conductor:
             "Conversation control",
             extra={"verdict": verdict.value, "message_type": message.type, "messages": len(run)},
         )
-        if verdict in VERDICT_METRICS:
-            metrics.add_metric(name=VERDICT_METRICS[verdict], unit="Count", value=1)
+        if verdict in VERDICT_METRICS:  # counts messages: a burst counts each of its own
+            metrics.add_metric(name=VERDICT_METRICS[verdict], unit="Count", value=len(run))
         keys = [message.conversation_id, *([phone_key] if phone_key else [])]
         remembered = "\n\n".join(remembered_text(each, plan) for each, plan in run)
         match verdict:
