@@ -35,7 +35,9 @@ def test_together_keeps_the_order_of_texts_and_images() -> None:
     joined = together(
         [
             Understood(parts=(TextPart(text="hi"),)),
-            Understood(parts=(TextPart(text="is this in stock?"), photo), remembered="📷 [photo] is this in stock?"),
+            Understood(
+                parts=(TextPart(text="is this in stock?"), photo), remembered="📷 [photo] is this in stock?"
+            ),
             Understood(parts=(TextPart(text="the blue one"),)),
         ]
     )
