@@ -1,11 +1,16 @@
 """AiReplyFunction: answers each inbound WhatsApp message with the chat-completions model.
 
 Inbound FIFO queue -> (typing indicator, model reply) on the outbound FIFO queue.
-Voice notes, photos and documents are read first (Graph media download with the
+A batch's conversations are answered at the same time (threads, wa_assistant.aws.batch);
+a conversation's consecutive user messages in the batch are answered together as one
+burst (`split_into_runs`; one model call, one reply quoting the last), after the
+oldest of them has waited COALESCE_WINDOW_SECONDS in the queue (handed back, not
+counted). Voice notes, photos and documents are read first (Graph media download with the
 WhatsApp token, Mistral transcription / vision / OCR; see
-wa_assistant.conversation.understanding). Each record is answered at most once per
-wamid (Powertools idempotency, 7 days, longer than Meta redelivers), and a voice
-note or document is transcribed / read at most once per wamid. Conversation
+wa_assistant.conversation.understanding). Each wamid is answered at most once
+(Powertools idempotency, 7 days, longer than Meta redelivers; a burst claims all of
+its wamids, wa_assistant.aws.once), and a voice note or document is transcribed /
+read at most once per wamid. Conversation
 control (opt-out, pause, handoff, daily limits: wa_assistant.conversation.conductor)
 decides before any model call; an `OwnerEcho` record (the owner wrote from the
 WhatsApp Business app) pauses the conversation. Outcomes map to the queue as follows:
@@ -17,7 +22,8 @@ WhatsApp Business app) pauses the conversation. Outcomes map to the queue as fol
 - WhatsApp token refused while fetching media: parked + GraphAuthFailed (alarmed);
 - transient model or Graph failure: RetryLater (backoff, a counted attempt);
 - another worker still answering, or no time left for the next call
-  (wa_assistant.deadline): handed back, not counted as an attempt (nothing was tried);
+  (wa_assistant.deadline), or waiting for the rest of a burst: handed back, not
+  counted as an attempt (nothing was tried);
 - DynamoDB or SNS failing (control state, handoff notice): retried like any unexpected error;
 - undecodable record: parked in the dead-letter queue.
 """
