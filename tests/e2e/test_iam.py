@@ -59,6 +59,8 @@ def test_a_consumer_without_change_visibility_gets_access_denied_and_the_message
         "InboundVisibilityTimeout": str(VISIBILITY_SECONDS),
         "OutboundVisibilityTimeout": str(VISIBILITY_SECONDS),
         "RetryBaseDelaySeconds": "1",
+        # One visibility change to deny, the backoff's (the coalesce window would need one too).
+        "CoalesceWindowSeconds": "0",
     }
     with LocalStack(
         parameters=parameters, env={"MISTRAL_BASE_URL": "stand-in"}, port=0, template=template

@@ -22,7 +22,7 @@ from local_stack.webhooks import (
     order_message,
     wamid_of,
 )
-from tests.e2e.helpers import emf_metrics, function_records, new_user, settle, texts_to
+from tests.e2e.helpers import BURST_JOINER, emf_metrics, function_records, new_user, settle, texts_to
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -133,17 +133,19 @@ def test_contacts_orders_and_ads_reach_the_model_as_readable_text(stack: LocalSt
     user = new_user()
     post(stack, user, contacts_message("Lucía Gómez", "+1 (983) 555-2319", wa_id="19835552319"))
     post(stack, user, order_message("194836987003835", [("sku-lamp", 2, 30.0, "USD")], text=f"gift {user}"))
-    post(stack, user, ad_referral_message(f"More info {user}?", "Summer sale", "Lamps 20% off"))
-    stack.wait_until(lambda: len(texts_to(stack, user)) == 3)
+    ad, _ = post(stack, user, ad_referral_message(f"More info {user}?", "Summer sale", "Lamps 20% off"))
+    stack.wait_until(lambda: ad in {m["context_message_id"] for m in texts_to(stack, user)})
     settle(stack)
 
-    # The last call carries the whole conversation: the first two turns from memory, then the third.
+    # The last call carries the whole conversation: the earlier turns from memory (or, for messages
+    # that came together, in the same user turn), then the third.
     [last] = [
         c
         for c in model_calls(stack, "/chat/completions")
         if f"More info {user}?" in (c["last_user_text"] or "")
     ]
-    asked = [m["content"] for m in last["messages"] if m["role"] == "user"]
+    user_turns = [m["content"] for m in last["messages"] if m["role"] == "user"]
+    asked = [part for turn in user_turns for part in turn.split(BURST_JOINER)]
     assert "👤 shared a contact: Lucía Gómez, +1 (983) 555-2319 (MOBILE, on WhatsApp)" in asked
     assert (
         "🛒 sent an order from catalogue 194836987003835:\n- 2 x sku-lamp at 30 USD each\nTotal: 60 USD\n"
