@@ -204,9 +204,8 @@ def _take_echo(*, echo: OwnerEcho) -> dict[str, str]:
     return {"outcome": conductor.handle_echo(echo)}
 
 
-answered_once = OncePerMessage(
-    persistence, idempotency, key_prefix="ai-reply.answer"
-)  # stable across renames
+# The key prefix stays stable across module names and function renames (stored records keep it).
+answered_once = OncePerMessage(persistence, idempotency, key_prefix="ai-reply.answer")
 # Powertools' decorator is untyped; the wrapped function keeps _take_echo's signature. Its own
 # persistence layer (sharing the client): Powertools configures a layer with the key prefix of the
 # call in progress, and conversations are handled in threads.
