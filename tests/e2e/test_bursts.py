@@ -45,16 +45,24 @@ def send_burst(stack: LocalStack, user: str, texts: list[str], gap_s: float) -> 
     return wamids, bodies
 
 
-def test_three_messages_300_ms_apart_while_the_model_is_slow_get_two_calls_at_most(stack: LocalStack) -> None:
-    user = new_user()
-    texts = [f"hi {user}", f"I ordered yesterday {user}", f"it hasn't arrived {user}"]
-    stack.mistral.latency_seconds = 1.5
+def burst_to_a_slow_model(
+    stack: LocalStack, user: str, texts: list[str], *, gap_s: float, model_seconds: float
+) -> tuple[list[str], list[bytes]]:
+    """Send a burst while every model call takes `model_seconds`; return once all are answered."""
+    stack.mistral.latency_seconds = model_seconds
     try:
-        wamids, _ = send_burst(stack, user, texts, gap_s=0.3)
+        wamids, bodies = send_burst(stack, user, texts, gap_s)
         stack.wait_until(lambda: all_answered(stack, {user: wamids}), timeout=60)
     finally:
         stack.mistral.latency_seconds = 0.0
     settle(stack)
+    return wamids, bodies
+
+
+def test_three_messages_300_ms_apart_while_the_model_is_slow_get_two_calls_at_most(stack: LocalStack) -> None:
+    user = new_user()
+    texts = [f"hi {user}", f"I ordered yesterday {user}", f"it hasn't arrived {user}"]
+    wamids, _ = burst_to_a_slow_model(stack, user, texts, gap_s=0.3, model_seconds=1.5)
 
     calls = calls_about(stack, user)
     assert 1 <= len(calls) <= 2
@@ -66,13 +74,7 @@ def test_three_messages_300_ms_apart_while_the_model_is_slow_get_two_calls_at_mo
 def test_a_burst_redelivered_after_the_dedup_window_gets_nothing(stack: LocalStack) -> None:
     user = new_user()
     texts = [f"where is my parcel {user}", f"order A-1234 {user}", f"thanks {user}"]
-    stack.mistral.latency_seconds = 1.0
-    try:
-        wamids, bodies = send_burst(stack, user, texts, gap_s=0.2)
-        stack.wait_until(lambda: all_answered(stack, {user: wamids}), timeout=60)
-    finally:
-        stack.mistral.latency_seconds = 0.0
-    settle(stack)
+    _, bodies = burst_to_a_slow_model(stack, user, texts, gap_s=0.2, model_seconds=1.0)
     replies, calls = len(texts_to(stack, user)), len(calls_about(stack, user))
     assert replies < len(texts)  # a burst was answered together
     since = len(stack.log_lines())
