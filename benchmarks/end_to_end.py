@@ -158,6 +158,7 @@ def run_phase(
 ) -> PhaseResult:
     """Post `messages` (round robin over `users`) at `rate` per second (None: as fast as possible)."""
     posted_at: dict[str, float] = {}
+    user_of: dict[str, str] = {}
     redeliveries = 0
     lock = threading.Lock()
 
@@ -177,6 +178,7 @@ def run_phase(
             raise RuntimeError(f"webhook answered {status} {WEBHOOK_ATTEMPTS} times: {answer[:200]!r}")
         with lock:
             posted_at[wamid(first_index + index)] = started
+            user_of[wamid(first_index + index)] = user
 
     started = time.time()
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -191,11 +193,19 @@ def run_phase(
             future.result()
 
     def delivered() -> dict[str, float]:
+        """When each message was answered: by the first reply quoting it or, for a message answered
+        in a burst, quoting a later message of the same user (the burst's reply quotes its last)."""
+        by_user: dict[str, list[str]] = defaultdict(list)
+        for posted in posted_at:
+            by_user[user_of[posted]].append(posted)
         firsts: dict[str, float] = {}
-        for record in stack.sink.messages():
+        for record in sorted(stack.sink.messages(), key=lambda r: float(r["time"])):
             quoted = record.get("context_message_id")
-            if quoted in posted_at and quoted not in firsts:
-                firsts[quoted] = float(record["time"])
+            if quoted not in posted_at:
+                continue
+            for covered in by_user[user_of[quoted]]:
+                if covered not in firsts and posted_at[covered] <= posted_at[quoted]:
+                    firsts[covered] = float(record["time"])
         return firsts
 
     deadline = time.monotonic() + timeout_s
@@ -253,7 +263,9 @@ def run(
     from local_stack.stack import LocalStack  # noqa: PLC0415 - starts processes; imported when this runs
 
     log = InvocationLog()
-    with LocalStack(env={}, port=0) as stack:  # env={}: never the real Mistral, whatever the shell has
+    # env={}: never the real Mistral, whatever the shell has. No coalesce window: this measures the
+    # pipeline's own latency; what the window adds (and saves) is section 8's.
+    with LocalStack(parameters={"CoalesceWindowSeconds": "0"}, env={}, port=0) as stack:
         stack.mistral.control({"reset": True, "latency_seconds": delay_s})
         time_invocations(stack, log)
         token = stack.config.access_token
