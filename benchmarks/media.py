@@ -56,7 +56,9 @@ def run(
     audio = voice_note("benchmark voice note", seconds=10)
     posted: dict[str, tuple[str, float]] = {}
     lock = threading.Lock()
-    with LocalStack(env={}, port=0) as stack:  # env={}: never the real Mistral, whatever the shell has
+    # env={}: never the real Mistral, whatever the shell has. No coalesce window: both kinds would wait
+    # for it, in whole seconds (SQS's visibility), which would drown the difference measured here.
+    with LocalStack(parameters={"CoalesceWindowSeconds": "0"}, env={}, port=0) as stack:
         stack.mistral.control({"reset": True, "latency_seconds": chat_delay_s})
         stack.mistral.media.transcription_latency_seconds = transcription_delay_s
         stack.mistral.media.speech(audio, "Do you have the blue lamp in stock?")

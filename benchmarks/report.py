@@ -620,12 +620,15 @@ def _e2e_section(report: Report) -> list[str]:
         f"`local_stack.LocalStack` (moto server, the three functions as warm worker processes from the source "
         f"tree, the stand-in model answering after a fixed {e.model_delay_ms:.0f} ms, the Graph sink). Each "
         "message is a signed text webhook POSTed to the local HTTP API; its latency is the time from the start "
-        "of the POST to the sink receiving the reply that quotes it, minus the stand-in's delay. Paced phase: a "
-        "steady offered rate. Burst: everything posted at once by 8 threads, users round robin. In both, a "
-        "record waits for the records before it in its SQS batch (the AI function answers a batch's records "
-        "one after another, each waiting for the model), so latency grows with records per AI invocation "
-        "(table below) as well as with queueing behind the same user's earlier messages (FIFO) and the AI "
-        "function's MaximumConcurrency.",
+        "of the POST to the sink receiving the reply that quotes it (or, for messages a burst answered "
+        "together, the reply quoting the burst's last message), minus the stand-in's delay. No coalesce window "
+        "here (CoalesceWindowSeconds 0: section 8 measures what it adds). Paced phase: a steady offered rate. "
+        "Burst: everything posted at once by 8 threads, users round robin. The AI function answers a batch's "
+        "conversations at the same time, and the batch ends when its slowest conversation does; on this stack "
+        "every AWS call of every function goes to one moto server on a shared 2-core machine, where they queue "
+        "(in AWS they would overlap like the model waits do), so an AI invocation takes longer the more records "
+        "it holds, and a record's latency grows with records per AI invocation (table below), with queueing "
+        "behind the same user's earlier messages (FIFO) and with the AI function's MaximumConcurrency.",
         "",
         "| Phase | Messages | Offered | Duration | Throughput | Own latency p50 | p99 | p25-p75 | Undelivered | Webhook redeliveries |",
         "|---|---|---|---|---|---|---|---|---|---|",
