@@ -97,7 +97,7 @@ class OncePerMessage:
                     raise Overtaken(f"{messages[index + 1].message_id} was answered by another invocation")
                 return outcome
 
-            return self._once(message=messages[index], then=then if index + 1 < len(messages) else innermost)
+            return self._once(message=messages[index], then=then)
 
         outcome = claim_from(0)
         if len(messages) > 1 and not done:

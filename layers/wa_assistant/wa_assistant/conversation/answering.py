@@ -142,9 +142,6 @@ class Answerer:
         self.has_time = has_time
         self.hooks = hooks
 
-    def answer(self, message: InboundMessage, plan: Read | Reply) -> Outcome | str:
-        return self.answer_run([(message, plan)])
-
     def answer_run(self, run: Run) -> Outcome | str:
         """Answer a run: one read receipt and typing indicator, one model call, one reply quoting the last."""
         last = run[-1][0]

@@ -133,13 +133,10 @@ class Conductor:
         return self.answerer.memory
 
     # ------------------------------------------------------------ user messages
-    def handle(self, message: InboundMessage, plan: Read | Reply) -> str:
-        """Answer, or not, one user message; returns the outcome (kept by the idempotency record)."""
-        return self.handle_run([(message, plan)])
-
     def handle_run(self, run: Run) -> str:
-        """Answer, or not, a run of user messages (a burst, none of them a keyword: see `is_keyword`),
-        decided once for the run as for its last message."""
+        """Answer, or not, a run of user messages: one message, or a burst (none of them a keyword:
+        see `is_keyword`) decided once as for its last message. Returns the outcome (kept by the
+        idempotency records)."""
         message = run[-1][0]
         now = self.clock()
         day = utc_day(now)
